@@ -86,12 +86,9 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let file = opts.get_filename();
         let in_memory = file.as_os_str().is_empty() || file == Path::new(":memory:");
-        if !in_memory {
-            if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StoreError::InvalidUrl(format!("cannot create folder `{}`: {e}", parent.display()))
-                })?;
-            }
+        if let Some(parent) = file.parent().filter(|p| !in_memory && !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::InvalidUrl(format!("cannot create folder `{}`: {e}", parent.display())))?;
         }
         // An in-memory database exists once per connection, so it must have exactly one.
         let max = if in_memory { 1 } else { max_connections.max(1) };

@@ -1,0 +1,117 @@
+//! Admin sign-in: password check with throttling, and the session binding.
+//!
+//! A session stores the user id and a tag derived from the password hash, so changing a
+//! password (including `sub2api admin reset-password`) signs out every existing session.
+
+use std::time::Instant;
+
+use domain::UserView;
+use store::Store;
+use store::coord::LoginThrottle;
+use store::secret::{decoy_hash, sha256_hex, verify_password};
+use time::OffsetDateTime;
+use tower_sessions::Session;
+
+use crate::AppError;
+use crate::state::ClientIp;
+
+const SESSION_USER: &str = "uid";
+const SESSION_TAG: &str = "pwtag";
+
+fn password_tag(password_hash: &str) -> String {
+    sha256_hex(password_hash)[..16].to_owned()
+}
+
+/// Checks the credentials of an admin. Failed attempts count against both the client IP and
+/// the email; a locked key answers `TooManyAttempts` without looking at the password.
+pub async fn authenticate(
+    store: &Store,
+    throttle: &LoginThrottle,
+    ip: ClientIp,
+    email: &str,
+    password: &str,
+) -> Result<UserView, AppError> {
+    let email = domain::validate_email(email).map_err(|_| AppError::BadCredentials)?;
+    let keys = [format!("ip:{}", ip.0), format!("email:{email}")];
+    let keys = [keys[0].as_str(), keys[1].as_str()];
+    if let Some(wait) = throttle.locked_for(&keys, Instant::now()) {
+        return Err(AppError::TooManyAttempts(wait.as_secs().max(1)));
+    }
+    let user = store.find_user_by_email(&email).await?;
+    let hash = user.as_ref().map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
+    let password = password.to_owned();
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|_| AppError::Internal)?;
+    match user {
+        Some(user) if matches && user.is_active_admin() => {
+            throttle.record_success(&keys);
+            store.record_login(user.id, OffsetDateTime::now_utc()).await?;
+            Ok(user.view()?)
+        }
+        _ => {
+            throttle.record_failure(&keys, Instant::now());
+            tracing::info!(client_ip = %ip.0, "admin sign-in failed");
+            Err(AppError::BadCredentials)
+        }
+    }
+}
+
+/// Binds the session to the user under a fresh session id (no fixation).
+pub async fn start_session(store: &Store, session: &Session, user_id: i64) -> Result<(), AppError> {
+    let user = store.find_user(user_id).await?.ok_or(AppError::Unauthorized)?;
+    session.cycle_id().await.map_err(session_error)?;
+    session.insert(SESSION_USER, user.id).await.map_err(session_error)?;
+    session.insert(SESSION_TAG, password_tag(&user.password_hash)).await.map_err(session_error)?;
+    Ok(())
+}
+
+pub async fn end_session(session: &Session) -> Result<(), AppError> {
+    session.flush().await.map_err(session_error)
+}
+
+/// The signed-in admin, if the session belongs to an active admin whose password has not
+/// changed since sign-in.
+pub async fn session_admin(store: &Store, session: &Session) -> Result<Option<UserView>, AppError> {
+    let Some(user_id) = session.get::<i64>(SESSION_USER).await.map_err(session_error)? else {
+        return Ok(None);
+    };
+    let tag = session.get::<String>(SESSION_TAG).await.map_err(session_error)?;
+    let Some(user) = store.find_user(user_id).await? else {
+        return Ok(None);
+    };
+    if !user.is_active_admin() || tag.as_deref() != Some(password_tag(&user.password_hash).as_str()) {
+        return Ok(None);
+    }
+    Ok(Some(user.view()?))
+}
+
+fn session_error(err: tower_sessions::session::Error) -> AppError {
+    tracing::error!(error = %err, "session store error");
+    AppError::Internal
+}
+
+/// A post-sign-in destination that stays on this site: a path, never `//host` or a URL.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") && !p.starts_with("/login") => {
+            p.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_never_leaves_the_site() {
+        assert_eq!(safe_next(Some("/settings")), "/settings");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/login")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}

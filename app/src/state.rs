@@ -1,0 +1,28 @@
+//! What server functions and admin handlers share at run time.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use store::Store;
+use store::coord::LoginThrottle;
+
+/// Cheap to clone: every field is a handle.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub store: Store,
+    pub throttle: Arc<LoginThrottle>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// The caller's address as the server decided to trust it (peer address, or the forwarded
+/// header when the operator enabled it). Put into request extensions by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);

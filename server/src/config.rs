@@ -1,0 +1,383 @@
+//! Configuration: defaults, then `config.yaml`, then environment variables; validated before
+//! anything starts. Every error names the key (or variable) at fault.
+//!
+//! Environment overrides: `SUB2API__SECTION__KEY` for any key, plus the short forms
+//! `DATABASE_URL`, `REDIS_URL`, `PORT` and `HOST` (the long form wins when both are set).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::Value;
+
+/// Where `config.yaml` is looked for when `--config` is not given, in order.
+pub const SEARCH_PATHS: &[&str] = &["config.yaml", "config/config.yaml", "/etc/sub2api/config.yaml"];
+
+const ENV_PREFIX: &str = "SUB2API__";
+const SHORT_FORMS: &[(&str, &str)] =
+    &[("DATABASE_URL", "database.url"), ("REDIS_URL", "redis.url"), ("PORT", "server.port"), ("HOST", "server.host")];
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (tests).
+    pub port: u16,
+    /// Mark the session cookie `Secure` even when the request did not arrive over TLS (set
+    /// this behind a TLS-terminating proxy that does not send `X-Forwarded-Proto`).
+    pub secure_cookies: bool,
+    /// Admin sessions end after this many minutes without a request.
+    pub session_idle_minutes: u64,
+    /// After SIGTERM/SIGINT, in-flight requests get this long to finish.
+    pub shutdown_grace_seconds: u64,
+    /// Take the client address from `X-Forwarded-For` / `X-Real-IP` (only behind a proxy
+    /// you control; otherwise clients could choose their own address for throttling).
+    pub trust_forwarded_for: bool,
+    /// Folder with the built UI (`pkg/`, static files). Empty: `LEPTOS_SITE_ROOT`, else
+    /// `site/` beside the executable, else `target/site`.
+    pub site_root: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 8080,
+            secure_cookies: false,
+            session_idle_minutes: 720,
+            shutdown_grace_seconds: 30,
+            trust_forwarded_for: false,
+            site_root: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` or `postgres://user:pass@host:5432/db`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://./data/sub2api.db".into(), max_connections: 16 }
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &store::db::redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// Empty: in-process coordination. `redis://[:password@]host:6379[/db]` otherwise.
+    pub url: String,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig").field("url", &store::db::redact_url(&self.url)).finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `sub2api=debug,tower_http=info`, …
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Failed admin sign-ins allowed per client IP and per email within the window.
+    pub login_max_failures: u32,
+    /// Length of the sign-in throttle window; a locked IP or email waits for its end.
+    pub login_window_seconds: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { login_max_failures: 5, login_window_seconds: 900 }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("server", &self.server)
+            .field("database", &self.database)
+            .field("redis", &self.redis)
+            .field("log", &self.log)
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Where the configuration came from, for the startup log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Defaults,
+    File(PathBuf),
+}
+
+impl Config {
+    /// Loads from `explicit` (which must exist) or the first file on `SEARCH_PATHS`, then
+    /// applies `env`, then validates.
+    pub fn load(explicit: Option<&Path>, env: &BTreeMap<String, String>) -> Result<(Config, Source), ConfigError> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => SEARCH_PATHS.iter().map(PathBuf::from).find(|p| p.is_file()),
+        };
+        let (config, source) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                (Self::from_yaml(&text).map_err(|message| ConfigError::File { path: path.clone(), message })?, Source::File(path))
+            }
+            None => (Config::default(), Source::Defaults),
+        };
+        let config = config.with_env(env)?;
+        config.validate()?;
+        Ok((config, source))
+    }
+
+    /// Parses YAML text; unknown keys and wrong types are errors naming the key path.
+    pub fn from_yaml(text: &str) -> Result<Config, String> {
+        let value: Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+        let value = if value.is_null() { Value::Mapping(Default::default()) } else { value };
+        deserialize_at_path(value)
+    }
+
+    /// Applies `SUB2API__SECTION__KEY` and the short forms. A variable is typed after the key
+    /// it overrides: `PORT=abc` is an error, `SUB2API__DATABASE__URL=123` a string.
+    pub fn with_env(self, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let mut tree = serde_yaml_ng::to_value(&self).map_err(|e| ConfigError::Env { var: String::new(), message: e.to_string() })?;
+        let mut overrides: Vec<(String, Vec<String>, &str)> = Vec::new();
+        for (var, key) in SHORT_FORMS {
+            if let Some(v) = env.get(*var) {
+                overrides.push(((*var).to_owned(), key.split('.').map(str::to_owned).collect(), v));
+            }
+        }
+        for (var, v) in env.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)) {
+            let path = var[ENV_PREFIX.len()..].split("__").map(str::to_lowercase).collect();
+            overrides.push((var.clone(), path, v));
+        }
+        for (var, path, raw) in overrides {
+            let leaf = lookup_mut(&mut tree, &path)
+                .ok_or_else(|| ConfigError::Env { var: var.clone(), message: format!("unknown key `{}`", path.join(".")) })?;
+            *leaf = coerce(leaf, raw).map_err(|message| ConfigError::Env { var: var.clone(), message: format!("{}: {message}", path.join(".")) })?;
+        }
+        deserialize_at_path(tree).map_err(|message| ConfigError::Env { var: "SUB2API__*".into(), message })
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.database.url;
+        let scheme = url.split_once("://").map(|(s, _)| s);
+        if !matches!(scheme, Some("sqlite" | "postgres" | "postgresql")) {
+            return Err(ConfigError::Invalid {
+                key: "database.url",
+                message: format!(
+                    "unsupported value `{}` (expected sqlite://… or postgres://…)",
+                    store::db::redact_url(url)
+                ),
+            });
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Invalid { key: "database.max_connections", message: "must be at least 1".into() });
+        }
+        if !self.redis.url.is_empty() && !matches!(self.redis.url.split_once("://").map(|(s, _)| s), Some("redis" | "rediss")) {
+            return Err(ConfigError::Invalid {
+                key: "redis.url",
+                message: format!("unsupported value `{}` (expected redis://… or rediss://)", store::db::redact_url(&self.redis.url)),
+            });
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::Invalid { key: "log.level", message: format!("`{}` is not a valid log filter", self.log.level) });
+        }
+        if self.server.session_idle_minutes == 0 {
+            return Err(ConfigError::Invalid { key: "server.session_idle_minutes", message: "must be at least 1".into() });
+        }
+        if self.server.host.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                key: "server.host",
+                message: format!("`{}` is not an IP address (use 0.0.0.0 or 127.0.0.1)", self.server.host),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn deserialize_at_path(value: Value) -> Result<Config, String> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        if path == "." || path.is_empty() { err.inner().to_string() } else { format!("{path}: {}", err.inner()) }
+    })
+}
+
+fn lookup_mut<'a>(tree: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
+    path.iter().try_fold(tree, |node, key| node.as_mapping_mut()?.get_mut(key.as_str()))
+}
+
+/// Converts an environment string into the YAML type of the value it replaces.
+fn coerce(current: &Value, raw: &str) -> Result<Value, String> {
+    match current {
+        Value::Bool(_) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Value::Bool(true)),
+            "false" | "0" | "no" | "off" => Ok(Value::Bool(false)),
+            _ => Err(format!("expected true or false, got `{raw}`")),
+        },
+        Value::Number(n) if n.is_f64() => {
+            raw.trim().parse::<f64>().map(Value::from).map_err(|_| format!("expected a number, got `{raw}`"))
+        }
+        Value::Number(_) => {
+            raw.trim().parse::<u64>().map(Value::from).map_err(|_| format!("expected a whole number, got `{raw}`"))
+        }
+        Value::Mapping(_) | Value::Sequence(_) => Err("is a section, not a value; set one of its keys".into()),
+        _ => Ok(Value::String(raw.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::default().with_env(&env(&[])).unwrap();
+        assert_eq!(c.server.port, 8080);
+        assert_eq!(c.database.url, "sqlite://./data/sub2api.db");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let err = Config::from_yaml("server:\n  prot: 1\n").err().unwrap();
+        assert!(err.contains("server") && err.contains("prot"), "{err}");
+        let err = Config::from_yaml("serverr: {}\n").err().unwrap();
+        assert!(err.contains("serverr"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_in_file_names_the_key() {
+        let err = Config::from_yaml("server:\n  port: lots\n").err().unwrap();
+        assert!(err.starts_with("server.port:"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_are_typed_by_the_key() {
+        let c = Config::default()
+            .with_env(&env(&[
+                ("SUB2API__SERVER__PORT", "9000"),
+                ("SUB2API__SERVER__SECURE_COOKIES", "true"),
+                ("SUB2API__LOG__FORMAT", "json"),
+                ("DATABASE_URL", "postgres://u:p@h/db"),
+            ]))
+            .unwrap();
+        assert_eq!(c.server.port, 9000);
+        assert!(c.server.secure_cookies);
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.database.url, "postgres://u:p@h/db");
+    }
+
+    #[test]
+    fn long_env_form_beats_short_form() {
+        let c = Config::default().with_env(&env(&[("PORT", "1"), ("SUB2API__SERVER__PORT", "2")])).unwrap();
+        assert_eq!(c.server.port, 2);
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        let err = Config::default().with_env(&env(&[("PORT", "abc")])).err().unwrap().to_string();
+        assert!(err.contains("PORT") && err.contains("server.port"), "{err}");
+        let err = Config::default().with_env(&env(&[("SUB2API__SERVER__NOPE", "1")])).err().unwrap().to_string();
+        assert!(err.contains("SUB2API__SERVER__NOPE") && err.contains("server.nope"), "{err}");
+        let err = Config::default().with_env(&env(&[("SUB2API__LOG__FORMAT", "xml")])).err().unwrap().to_string();
+        assert!(err.contains("log.format") && err.contains("xml"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_value() {
+        let mut c = Config::default();
+        c.database.url = "nonsense://x".into();
+        let err = c.validate().err().unwrap().to_string();
+        assert!(err.contains("database.url") && err.contains("nonsense://x"), "{err}");
+        let mut c = Config::default();
+        c.database.url = "mysql://root:hunter2@db/x".into();
+        let err = c.validate().err().unwrap().to_string();
+        assert!(!err.contains("hunter2"), "secrets never appear in errors: {err}");
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let mut c = Config::default();
+        c.database.url = "postgres://app:hunter2@db/x".into();
+        c.redis.url = "redis://:hunter3@cache:6379".into();
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2") && !text.contains("hunter3"), "{text}");
+    }
+
+    #[test]
+    fn example_config_documents_every_key() {
+        let example = include_str!("../../deploy/config.example.yaml");
+        let parsed = Config::from_yaml(example).unwrap();
+        let defaults = serde_yaml_ng::to_value(Config::default()).unwrap();
+        assert_eq!(serde_yaml_ng::to_value(parsed).unwrap(), defaults, "the example shows every default");
+        for (section, keys) in defaults.as_mapping().unwrap() {
+            for key in keys.as_mapping().unwrap().keys() {
+                let (s, k) = (section.as_str().unwrap(), key.as_str().unwrap());
+                assert!(example.contains(&format!("  {k}:")), "deploy/config.example.yaml lacks {s}.{k}");
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Building and running the server: connect and migrate, bootstrap the admin, assemble the
+//! router, bind, serve until a shutdown signal, drain within the grace period.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use app::state::AppState;
+use axum::Router;
+use axum::http::{HeaderName, Request};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::get;
+use leptos::config::{Env, LeptosOptions};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use store::Store;
+use store::coord::LoginThrottle;
+use store::session::DbSessionStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::bootstrap::{self, AdminBootstrap};
+use crate::config::Config;
+use crate::ops::{self, Metrics, OpsState};
+use crate::web::{self, SignInGuard};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const SESSION_COOKIE: &str = "sub2api_session";
+
+/// A server that is bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    store: Store,
+    grace: Duration,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Application {
+    /// Connects to the database, migrates, bootstraps the admin, and binds the listener.
+    pub async fn build(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Result<Application> {
+        let store = open_store(config).await?;
+        match bootstrap::ensure_admin(&store, env).await? {
+            AdminBootstrap::Existing => {}
+            AdminBootstrap::Created { email, generated_password: Some(password) } => {
+                tracing::warn!(
+                    "created the first admin; sign in with email: {email} password: {password} \
+                     (shown once; change it with `sub2api admin reset-password --email {email}`)"
+                );
+            }
+            AdminBootstrap::Created { email, generated_password: None } => {
+                tracing::info!(%email, "created the first admin with the password from SUB2API_ADMIN_PASSWORD");
+            }
+        }
+        if bootstrap::install_admin_api_key(&store, env).await? {
+            tracing::info!("admin API key set from SUB2API_ADMIN_API_KEY");
+        }
+
+        let redis = match config.redis.url.as_str() {
+            "" => None,
+            url => Some(redis::Client::open(url).context("redis.url")?),
+        };
+        let tasks = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let sessions = DbSessionStore::new(store.clone());
+        spawn_session_purge(&tasks, &cancel, sessions.clone());
+
+        let router = build_router(config, store.clone(), redis, sessions)?;
+        let addr = format!("{}:{}", config.server.host, config.server.port);
+        let listener = TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        Ok(Application {
+            listener,
+            router,
+            store,
+            grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+            tasks,
+            cancel,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+    /// within the grace period, stops background jobs and closes the database.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Application { listener, router, store, grace, tasks, cancel } = self;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let mut server = tokio::spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+        });
+        tokio::select! {
+            () = shutdown => {}
+            res = &mut server => {
+                res??;
+                return Ok(());
+            }
+        }
+        tracing::info!(grace_seconds = grace.as_secs(), "shutting down: no new connections; finishing in-flight requests");
+        let _ = stop_tx.send(());
+        match tokio::time::timeout(grace, &mut server).await {
+            Ok(res) => res??,
+            Err(_) => {
+                tracing::warn!("grace period over; closing the remaining connections");
+                server.abort();
+            }
+        }
+        cancel.cancel();
+        tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Opens the database named in the config and applies pending migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database.url, config.database.max_connections)
+        .await
+        .with_context(|| format!("cannot open the database {}", store::db::redact_url(&config.database.url)))?;
+    store.migrate().await.context("database migration failed")?;
+    tracing::info!(backend = store.backend_name(), "database ready");
+    Ok(store)
+}
+
+fn spawn_session_purge(tasks: &TaskTracker, cancel: &CancellationToken, sessions: DbSessionStore) {
+    let cancel = cancel.clone();
+    tasks.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = every.tick() => match sessions.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(removed = n, "expired admin sessions purged"),
+                    Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+                },
+            }
+        }
+    });
+}
+
+/// Where the built UI lives; see `server.site_root` in the config.
+fn site_root(config: &Config) -> String {
+    if !config.server.site_root.is_empty() {
+        return config.server.site_root.clone();
+    }
+    if let Ok(root) = std::env::var("LEPTOS_SITE_ROOT") {
+        return root;
+    }
+    let beside_exe = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join("site")));
+    match beside_exe {
+        Some(dir) if dir.join("pkg").is_dir() => dir.display().to_string(),
+        _ => PathBuf::from("target").join("site").display().to_string(),
+    }
+}
+
+fn build_router(config: &Config, store: Store, redis: Option<redis::Client>, sessions: DbSessionStore) -> anyhow::Result<Router> {
+    let leptos_options = LeptosOptions::builder()
+        .output_name("sub2api")
+        .site_root(site_root(config))
+        .site_pkg_dir("pkg")
+        .env(Env::PROD)
+        .build();
+    let state = AppState {
+        leptos_options: leptos_options.clone(),
+        store: store.clone(),
+        throttle: Arc::new(LoginThrottle::new(
+            config.auth.login_max_failures,
+            Duration::from_secs(config.auth.login_window_seconds),
+        )),
+    };
+    let routes = generate_route_list(app::App);
+    let pages: HashSet<String> =
+        routes.iter().map(|r| r.path().to_owned()).filter(|p| p != web::LOGIN_PATH).collect();
+    let guard = SignInGuard { store: store.clone(), pages: Arc::new(pages) };
+    let idle = time::Duration::minutes(i64::try_from(config.server.session_idle_minutes).unwrap_or(i64::MAX / 60));
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.server.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(idle));
+
+    let shell_options = leptos_options.clone();
+    let ui = Router::new()
+        .leptos_routes(&state, routes, move || app::shell(shell_options.clone()))
+        .nest("/api/v1/admin", crate::admin_api::router())
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(from_fn_with_state(guard, web::require_sign_in))
+        .layer(session_layer)
+        .layer(from_fn(web::secure_cookies_behind_tls))
+        .layer(from_fn(web::same_origin_only))
+        .with_state(state);
+
+    let metrics = Metrics::default();
+    let ops_state = OpsState { store, redis, metrics: metrics.clone() };
+    let ops = Router::new()
+        .route("/health", get(ops::health_handler))
+        .route("/ready", get(ops::ready_handler))
+        .route("/metrics", get(ops::metrics_handler))
+        .with_state(ops_state);
+
+    Ok(Router::new()
+        .merge(ops)
+        .merge(ui)
+        .layer(from_fn_with_state(metrics, ops::track_requests))
+        .layer(from_fn_with_state(config.server.trust_forwarded_for, web::client_ip))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid)))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,211 @@
+//! The server over real HTTP: ops endpoints, sign-in, the page guard, the admin REST API.
+
+mod support;
+
+use serde_json::Value;
+use support::{ADMIN_API_KEY, ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
+
+on_both_databases!(health_ready_and_metrics, |app| {
+    let health: Value = app.client.get(app.url("/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health, serde_json::json!({"status": "ok"}));
+
+    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["database"], "ok");
+    assert_eq!(ready["redis"], "disabled");
+
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains(r#"sub2api_http_requests_total{method="GET",route="/health",status="200"} 1"#), "{text}");
+    assert!(text.contains("sub2api_http_request_duration_seconds_bucket"), "{text}");
+    assert!(text.contains("sub2api_db_pool_max_connections"), "{text}");
+});
+
+on_both_databases!(every_response_has_a_request_id, |app| {
+    let res = app.client.get(app.url("/health")).send().await.unwrap();
+    let id = res.headers().get("x-request-id").expect("request id").to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let res = app.client.get(app.url("/health")).header("x-request-id", "caller-chosen").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "caller-chosen");
+});
+
+on_both_databases!(pages_need_sign_in_and_render_on_the_server, |app| {
+    let res = app.client.get(app.url("/usage?page=2")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/login?next=/usage%3Fpage%3D2");
+
+    let login_page = app.client.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(login_page.status(), 200);
+    let html = login_page.text().await.unwrap();
+    assert!(html.contains("<form") && html.contains("name=\"password\""), "SSR sign-in form: {html}");
+    assert!(html.contains("/pkg/sub2api.js"), "hydration script is referenced");
+
+    let res = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(res.headers()["location"], "/settings", "goes where it was asked to");
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("sub2api_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP without secure_cookies: {cookie}");
+
+    let dashboard = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(dashboard.status(), 200);
+    let html = dashboard.text().await.unwrap();
+    assert!(html.contains("Dashboard"), "{html}");
+    assert!(html.contains(ADMIN_EMAIL), "who is signed in is rendered: {html}");
+    for page in ["/accounts", "/groups", "/keys", "/users", "/models", "/proxies", "/usage", "/settings"] {
+        let res = app.client.get(app.url(page)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{page}");
+    }
+    let res = app.client.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(res.headers()["location"], "/", "signed-in admins skip the sign-in page");
+
+    let res = app.client.get(app.url("/no-such-page")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+});
+
+on_both_databases!(dashboard_counts_come_from_the_database, |app| {
+    app.login_admin().await;
+    let html = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(r#"data-testid="stat-users""#), "{html}");
+    let users_card = html.split(r#"data-testid="stat-users""#).nth(1).unwrap();
+    assert!(users_card.contains(r#"<span class="stat-value">1</span>"#), "one admin: {users_card}");
+});
+
+on_both_databases!(wrong_passwords_are_refused_then_throttled, |app| {
+    for _ in 0..5 {
+        let res = app.login(ADMIN_EMAIL, "wrong-password").await;
+        assert_eq!(res.status(), 401);
+        assert!(res.text().await.unwrap().contains("BadCredentials"));
+    }
+    let res = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(res.status(), 429, "locked even with the right password");
+    assert!(res.text().await.unwrap().contains("TooManyAttempts"));
+    let res = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), 303, "no session was created");
+});
+
+on_both_databases!(admin_api_key_and_session_both_authenticate, |app| {
+    let url = app.url("/api/v1/admin/dashboard/stats");
+    let res = app.client.get(&url).header("x-api-key", ADMIN_API_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], 0);
+    assert_eq!(body["message"], "success");
+    assert_eq!(body["data"]["total_users"], 1);
+    assert_eq!(body["data"]["accounts"]["total"], 0);
+
+    let res = app.client.get(&url).header("x-api-key", "admin-wrong").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"code": 401, "message": "invalid API key"}));
+
+    let res = app.client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], 401);
+
+    app.login_admin().await;
+    let res = app.client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200, "the session cookie works too");
+
+    let res = app.client.get(app.url("/api/v1/admin/nope")).header("x-api-key", ADMIN_API_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], 404);
+});
+
+on_both_databases!(cross_origin_state_changes_are_refused, |app| {
+    use leptos::server_fn::ServerFn;
+    let res = app
+        .client
+        .post(app.url(app::api::Login::PATH))
+        .header("origin", "https://evil.example")
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("set-cookie").is_none());
+});
+
+on_both_databases!(password_reset_ends_existing_sessions, |app| {
+    app.login_admin().await;
+    assert_eq!(app.client.get(app.url("/")).send().await.unwrap().status(), 200);
+    server::bootstrap::reset_password(&app.db.store, ADMIN_EMAIL, Some("another-password".into())).await.unwrap();
+    assert_eq!(app.client.get(app.url("/")).send().await.unwrap().status(), 303);
+    let res = app.login(ADMIN_EMAIL, "another-password").await;
+    assert!(res.status().is_redirection());
+});
+
+on_both_databases!(logout_ends_the_session, |app| {
+    use leptos::server_fn::ServerFn;
+    app.login_admin().await;
+    let res = app
+        .client
+        .post(app.url(app::api::Logout::PATH))
+        .header("origin", format!("http://{}", app.addr))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(app.client.get(app.url("/")).send().await.unwrap().status(), 303);
+});
+
+#[tokio::test]
+async fn secure_cookie_behind_tls_proxy() {
+    let app = TestApp::spawn(store::testing::TestDb::sqlite().await).await;
+    use leptos::server_fn::ServerFn;
+    let res = app
+        .client
+        .post(app.url(app::api::Login::PATH))
+        .header("x-forwarded-proto", "https")
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn readiness_reports_redis() {
+    let db = store::testing::TestDb::sqlite().await;
+    let mut config = support::test_config(&db);
+    config.redis.url = "redis://127.0.0.1:1".into();
+    let app = TestApp::spawn_with(db, config, support::default_env()).await;
+    let res = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(res.status(), 503, "an unreachable Redis makes the instance unready");
+    assert_eq!(res.json::<Value>().await.unwrap()["redis"], "unavailable");
+    app.shutdown().await;
+
+    let Some(redis_url) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("TEST_REDIS_URL not set: live Redis readiness not checked");
+        return;
+    };
+    let db = store::testing::TestDb::sqlite().await;
+    let mut config = support::test_config(&db);
+    config.redis.url = redis_url;
+    let app = TestApp::spawn_with(db, config, support::default_env()).await;
+    let res = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["redis"], "ok");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn generated_bootstrap_password_is_reported_once() {
+    let db = store::testing::TestDb::sqlite().await;
+    let outcome = server::bootstrap::ensure_admin(&db.store, &Default::default()).await.unwrap();
+    let server::bootstrap::AdminBootstrap::Created { email, generated_password: Some(password) } = outcome else {
+        panic!("expected a generated password, got {outcome:?}");
+    };
+    assert_eq!(email, "admin@localhost");
+    assert!(password.len() >= 16);
+    let user = db.store.find_user_by_email("admin@localhost").await.unwrap().unwrap();
+    assert!(store::secret::verify_password(&password, &user.password_hash));
+    assert!(user.password_hash.starts_with("$argon2id$"));
+    let again = server::bootstrap::ensure_admin(&db.store, &Default::default()).await.unwrap();
+    assert_eq!(again, server::bootstrap::AdminBootstrap::Existing);
+}
