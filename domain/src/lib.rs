@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod dashboard;
+pub mod pricing;
 pub mod user;
 
 pub use account::{AccountKind, AccountStatus, Platform};

@@ -1,1 +1,14 @@
-//! placeholder
+//! The gateway pipeline: authenticate key → resolve group, platform and model → admission →
+//! schedule → acquire slot → shape → send → classify → stream back → record usage.
+//!
+//! The modules below are the pure, I/O-free policy pieces of that pipeline; they take parsed
+//! inputs and a clock value and return decisions, so they are unit-tested without a server.
+//!
+//! - [`cooldown`]: what an upstream failure means for the request (fail over or pass through)
+//!   and for the account's health (rate-limited, overloaded, error).
+//! - [`usage`]: token usage extraction from Anthropic and OpenAI responses and SSE streams.
+//! - [`sticky`]: the sticky-session key that pins a conversation to one account.
+
+pub mod cooldown;
+pub mod sticky;
+pub mod usage;
