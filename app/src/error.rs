@@ -1,9 +1,9 @@
 //! The one error type every server function returns. It crosses the wire as JSON, so the
 //! browser can tell "sign in again" from "fix the form" from "try later".
 
-use serde::{Deserialize, Serialize};
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {

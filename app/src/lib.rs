@@ -15,7 +15,7 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 pub use error::AppError;
 
@@ -28,6 +28,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -42,22 +43,32 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Effects run only in the browser, after hydration: mark the page so tests (and curious
+    // operators) can tell a hydrated page from server-rendered HTML.
+    Effect::new(|_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+    // Pages render completely on the server (`SsrMode::Async`): every resource is resolved
+    // before the HTML goes out, so the admin UI is readable without JavaScript.
     view! {
         <Stylesheet id="leptos" href="/pkg/sub2api.css"/>
         <Title formatter=|page: String| if page.is_empty() { "sub2api".to_owned() } else { format!("{page} · sub2api") }/>
         <Router>
             <Routes fallback=pages::NotFound>
-                <Route path=path!("/login") view=pages::LoginPage/>
-                <ParentRoute path=path!("") view=layout::AdminLayout>
-                    <Route path=path!("") view=pages::DashboardPage/>
-                    <Route path=path!("accounts") view=pages::AccountsPage/>
-                    <Route path=path!("groups") view=pages::GroupsPage/>
-                    <Route path=path!("keys") view=pages::KeysPage/>
-                    <Route path=path!("users") view=pages::UsersPage/>
-                    <Route path=path!("models") view=pages::ModelsPage/>
-                    <Route path=path!("proxies") view=pages::ProxiesPage/>
-                    <Route path=path!("usage") view=pages::UsagePage/>
-                    <Route path=path!("settings") view=pages::SettingsPage/>
+                <Route path=path!("/login") view=pages::LoginPage ssr=SsrMode::Async/>
+                <ParentRoute path=path!("") view=layout::AdminLayout ssr=SsrMode::Async>
+                    <Route path=path!("") view=pages::DashboardPage ssr=SsrMode::Async/>
+                    <Route path=path!("accounts") view=pages::AccountsPage ssr=SsrMode::Async/>
+                    <Route path=path!("groups") view=pages::GroupsPage ssr=SsrMode::Async/>
+                    <Route path=path!("keys") view=pages::KeysPage ssr=SsrMode::Async/>
+                    <Route path=path!("users") view=pages::UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("models") view=pages::ModelsPage ssr=SsrMode::Async/>
+                    <Route path=path!("proxies") view=pages::ProxiesPage ssr=SsrMode::Async/>
+                    <Route path=path!("usage") view=pages::UsagePage ssr=SsrMode::Async/>
+                    <Route path=path!("settings") view=pages::SettingsPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -37,11 +37,19 @@ pub async fn ensure_admin(store: &Store, env: &BTreeMap<String, String>) -> anyh
         None => (random_password(20), true),
     };
     let password_hash = hash(&password).await?;
-    let user = NewUser { email: email.clone(), password_hash, role: UserRole::Admin, status: UserStatus::Active, concurrency: 5 };
+    let user = NewUser {
+        email: email.clone(),
+        password_hash,
+        role: UserRole::Admin,
+        status: UserStatus::Active,
+        concurrency: 5,
+    };
     match store.create_user(&user).await {
         Ok(_) => {}
         Err(store::StoreError::Conflict(_)) => {
-            bail!("{email} exists but is not an active admin; run `sub2api admin reset-password --email {email}` or set SUB2API_ADMIN_EMAIL")
+            bail!(
+                "{email} exists but is not an active admin; run `sub2api admin reset-password --email {email}` or set SUB2API_ADMIN_EMAIL"
+            )
         }
         Err(e) => return Err(e.into()),
     }

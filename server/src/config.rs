@@ -177,8 +177,12 @@ impl Config {
         };
         let (config, source) = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-                (Self::from_yaml(&text).map_err(|message| ConfigError::File { path: path.clone(), message })?, Source::File(path))
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                (
+                    Self::from_yaml(&text).map_err(|message| ConfigError::File { path: path.clone(), message })?,
+                    Source::File(path),
+                )
             }
             None => (Config::default(), Source::Defaults),
         };
@@ -197,7 +201,8 @@ impl Config {
     /// Applies `SUB2API__SECTION__KEY` and the short forms. A variable is typed after the key
     /// it overrides: `PORT=abc` is an error, `SUB2API__DATABASE__URL=123` a string.
     pub fn with_env(self, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let mut tree = serde_yaml_ng::to_value(&self).map_err(|e| ConfigError::Env { var: String::new(), message: e.to_string() })?;
+        let mut tree = serde_yaml_ng::to_value(&self)
+            .map_err(|e| ConfigError::Env { var: String::new(), message: e.to_string() })?;
         let mut overrides: Vec<(String, Vec<String>, &str)> = Vec::new();
         for (var, key) in SHORT_FORMS {
             if let Some(v) = env.get(*var) {
@@ -208,12 +213,23 @@ impl Config {
             let path = var[ENV_PREFIX.len()..].split("__").map(str::to_lowercase).collect();
             overrides.push((var.clone(), path, v));
         }
+        // Which variable set each key, to name it when the final value does not deserialize.
+        let mut set_by: BTreeMap<String, String> = BTreeMap::new();
         for (var, path, raw) in overrides {
+            let key = path.join(".");
             let leaf = lookup_mut(&mut tree, &path)
-                .ok_or_else(|| ConfigError::Env { var: var.clone(), message: format!("unknown key `{}`", path.join(".")) })?;
-            *leaf = coerce(leaf, raw).map_err(|message| ConfigError::Env { var: var.clone(), message: format!("{}: {message}", path.join(".")) })?;
+                .ok_or_else(|| ConfigError::Env { var: var.clone(), message: format!("unknown key `{key}`") })?;
+            *leaf = coerce(leaf, raw)
+                .map_err(|message| ConfigError::Env { var: var.clone(), message: format!("{key}: {message}") })?;
+            set_by.insert(key, var);
         }
-        deserialize_at_path(tree).map_err(|message| ConfigError::Env { var: "SUB2API__*".into(), message })
+        deserialize_at_path(tree).map_err(|message| {
+            let var = set_by
+                .iter()
+                .find(|(key, _)| message.starts_with(&format!("{key}:")))
+                .map_or_else(|| "SUB2API__*".to_owned(), |(_, var)| var.clone());
+            ConfigError::Env { var, message }
+        })
     }
 
     /// Checks values that parse but make no sense.
@@ -232,17 +248,28 @@ impl Config {
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid { key: "database.max_connections", message: "must be at least 1".into() });
         }
-        if !self.redis.url.is_empty() && !matches!(self.redis.url.split_once("://").map(|(s, _)| s), Some("redis" | "rediss")) {
+        if !self.redis.url.is_empty()
+            && !matches!(self.redis.url.split_once("://").map(|(s, _)| s), Some("redis" | "rediss"))
+        {
             return Err(ConfigError::Invalid {
                 key: "redis.url",
-                message: format!("unsupported value `{}` (expected redis://… or rediss://)", store::db::redact_url(&self.redis.url)),
+                message: format!(
+                    "unsupported value `{}` (expected redis://… or rediss://)",
+                    store::db::redact_url(&self.redis.url)
+                ),
             });
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(ConfigError::Invalid { key: "log.level", message: format!("`{}` is not a valid log filter", self.log.level) });
+            return Err(ConfigError::Invalid {
+                key: "log.level",
+                message: format!("`{}` is not a valid log filter", self.log.level),
+            });
         }
         if self.server.session_idle_minutes == 0 {
-            return Err(ConfigError::Invalid { key: "server.session_idle_minutes", message: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                key: "server.session_idle_minutes",
+                message: "must be at least 1".into(),
+            });
         }
         if self.server.host.parse::<std::net::IpAddr>().is_err() {
             return Err(ConfigError::Invalid {

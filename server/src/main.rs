@@ -41,7 +41,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config, source: Source, env: BTreeMap<String, String>) -> anyhow::Result<ExitCode> {
+async fn run(
+    command: Command,
+    config: Config,
+    source: Source,
+    env: BTreeMap<String, String>,
+) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve => {
             match &source {

@@ -115,7 +115,10 @@ impl Application {
                 return Ok(());
             }
         }
-        tracing::info!(grace_seconds = grace.as_secs(), "shutting down: no new connections; finishing in-flight requests");
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            "shutting down: no new connections; finishing in-flight requests"
+        );
         let _ = stop_tx.send(());
         match tokio::time::timeout(grace, &mut server).await {
             Ok(res) => res??,
@@ -175,7 +178,12 @@ fn site_root(config: &Config) -> String {
     }
 }
 
-fn build_router(config: &Config, store: Store, redis: Option<redis::Client>, sessions: DbSessionStore) -> anyhow::Result<Router> {
+fn build_router(
+    config: &Config,
+    store: Store,
+    redis: Option<redis::Client>,
+    sessions: DbSessionStore,
+) -> anyhow::Result<Router> {
     let leptos_options = LeptosOptions::builder()
         .output_name("sub2api")
         .site_root(site_root(config))
@@ -191,8 +199,7 @@ fn build_router(config: &Config, store: Store, redis: Option<redis::Client>, ses
         )),
     };
     let routes = generate_route_list(app::App);
-    let pages: HashSet<String> =
-        routes.iter().map(|r| r.path().to_owned()).filter(|p| p != web::LOGIN_PATH).collect();
+    let pages: HashSet<String> = routes.iter().map(|r| r.path().to_owned()).filter(|p| p != web::LOGIN_PATH).collect();
     let guard = SignInGuard { store: store.clone(), pages: Arc::new(pages) };
     let idle = time::Duration::minutes(i64::try_from(config.server.session_idle_minutes).unwrap_or(i64::MAX / 60));
     let session_layer = SessionManagerLayer::new(sessions)

@@ -1,5 +1,7 @@
 //! The server over real HTTP: ops endpoints, sign-in, the page guard, the admin REST API.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code fails loudly on purpose")]
+
 mod support;
 
 use serde_json::Value;

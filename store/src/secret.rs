@@ -1,7 +1,7 @@
 //! Password hashing (argon2id) and random bearer secrets that are stored only as hashes.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 

@@ -93,8 +93,14 @@ fn replace_db_name(url: &str, name: &str) -> String {
 mod tests {
     #[test]
     fn database_name_is_swapped() {
-        assert_eq!(super::replace_db_name("postgres://p@127.0.0.1:5432/postgres", "x"), "postgres://p@127.0.0.1:5432/x");
-        assert_eq!(super::replace_db_name("postgres://p@h/db?sslmode=disable", "x"), "postgres://p@h/x?sslmode=disable");
+        assert_eq!(
+            super::replace_db_name("postgres://p@127.0.0.1:5432/postgres", "x"),
+            "postgres://p@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            super::replace_db_name("postgres://p@h/db?sslmode=disable", "x"),
+            "postgres://p@h/x?sslmode=disable"
+        );
         assert_eq!(super::replace_db_name("postgres://p@h", "x"), "postgres://p@h/x");
     }
 }

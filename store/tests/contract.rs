@@ -1,6 +1,8 @@
 //! Repository contract: every test runs on SQLite, and on PostgreSQL when
 //! `TEST_DATABASE_URL` is set (each in a fresh database that is dropped afterwards).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code fails loudly on purpose")]
+
 use domain::{UserRole, UserStatus};
 use store::repo::NewUser;
 use store::testing::TestDb;

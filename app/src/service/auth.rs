@@ -40,9 +40,8 @@ pub async fn authenticate(
     let user = store.find_user_by_email(&email).await?;
     let hash = user.as_ref().map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
     let password = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(|_| AppError::Internal)?;
+    let matches =
+        tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(|_| AppError::Internal)?;
     match user {
         Some(user) if matches && user.is_active_admin() => {
             throttle.record_success(&keys);

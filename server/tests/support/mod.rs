@@ -2,6 +2,7 @@
 //! HTTP with a cookie-keeping client that does not follow redirects.
 
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code fails loudly on purpose")]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -81,7 +82,11 @@ impl TestApp {
     pub async fn login_admin(&self) {
         let res = self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         let status = res.status();
-        assert!(status.is_redirection(), "sign-in should redirect, got {status}: {}", res.text().await.unwrap_or_default());
+        assert!(
+            status.is_redirection(),
+            "sign-in should redirect, got {status}: {}",
+            res.text().await.unwrap_or_default()
+        );
     }
 
     /// Stops the server the way SIGTERM would and waits for it.

@@ -1,0 +1,51 @@
+# sub2api — the two commands: `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := run
+
+CARGO ?= cargo
+# Release build of the server and the wasm bundle (target/release/sub2api + target/site).
+BIN := target/release/sub2api
+
+.PHONY: run test tools test-tools build fmt-check clippy rust-test e2e clean
+
+## Build and start the gateway + admin UI on http://localhost:8080 with SQLite under ./data.
+run: tools build
+	@echo "==> starting sub2api on http://localhost:$${PORT:-8080} (data in ./data; Ctrl-C to stop)"
+	@echo "==> the first start prints the admin sign-in line: look for 'email: … password: …'"
+	SUB2API__SERVER__SITE_ROOT=$(CURDIR)/target/site ./$(BIN)
+
+## Install what is missing, then run every check: format, lints (native and wasm), Rust tests
+## (PostgreSQL ones when TEST_DATABASE_URL is set, Redis ones when TEST_REDIS_URL is set) and
+## the Playwright browser tests against a release build.
+test: test-tools fmt-check clippy rust-test e2e
+
+tools:
+	scripts/tools.sh build
+
+test-tools:
+	scripts/tools.sh test
+
+build:
+	$(CARGO) leptos build --release
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --exclude frontend --all-targets -- -D warnings
+	$(CARGO) clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+rust-test:
+	@if [ -n "$${TEST_DATABASE_URL:-}" ]; then echo "==> PostgreSQL tests against $${TEST_DATABASE_URL}"; \
+	  else echo "==> TEST_DATABASE_URL not set: PostgreSQL variants return early"; fi
+	$(CARGO) test --workspace --exclude frontend
+
+e2e: build
+	rm -rf end2end/test-results
+	cd end2end && npx playwright test || true
+	cd end2end && node summary.js
+
+clean:
+	$(CARGO) clean
+	rm -rf end2end/test-results

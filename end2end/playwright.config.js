@@ -1,0 +1,48 @@
+// Browser tests against a release build of sub2api started by Playwright itself, with a
+// throw-away SQLite database. Uses Debian's chromium; Playwright downloads no browser.
+const { defineConfig } = require('@playwright/test');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const port = process.env.E2E_PORT || '3900';
+const root = path.resolve(__dirname, '..');
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sub2api-e2e-'));
+
+module.exports = defineConfig({
+  testDir: './tests',
+  timeout: 60_000,
+  workers: 1,
+  retries: 0,
+  reporter: [['list'], ['json', { outputFile: 'test-results/results.json' }]],
+  outputDir: 'test-results/artifacts',
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    screenshot: 'only-on-failure',
+    trace: 'retain-on-failure',
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ],
+    },
+  },
+  webServer: {
+    command: process.env.SUB2API_BIN || path.join(root, 'target/release/sub2api'),
+    cwd: dataDir,
+    url: `http://127.0.0.1:${port}/health`,
+    timeout: 60_000,
+    reuseExistingServer: false,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: {
+      HOST: '127.0.0.1',
+      PORT: port,
+      SUB2API__SERVER__SITE_ROOT: path.join(root, 'target/site'),
+      SUB2API_ADMIN_EMAIL: 'admin@e2e.test',
+      SUB2API_ADMIN_PASSWORD: 'e2e-password-123',
+      PATH: process.env.PATH,
+    },
+  },
+});
