@@ -55,3 +55,32 @@ mod tests {
         assert_eq!(err.as_deref(), Some("unknown platform `azure`"));
     }
 }
+
+/// An upstream account as the admin UI and REST API show it. Never carries the credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub id: i64,
+    pub name: String,
+    pub notes: String,
+    pub platform: Platform,
+    #[serde(rename = "type")]
+    pub kind: AccountKind,
+    /// Requested model → upstream model; `*` in a key matches any run of characters.
+    pub model_mapping: std::collections::BTreeMap<String, String>,
+    pub base_url: Option<String>,
+    pub concurrency: i32,
+    pub priority: i32,
+    pub status: AccountStatus,
+    pub error_message: String,
+    pub schedulable: bool,
+    /// RFC 3339; set while the account is rate-limited.
+    pub rate_limit_reset_at: Option<String>,
+    /// RFC 3339; set while the account is overloaded.
+    pub overload_until: Option<String>,
+    pub last_used_at: Option<String>,
+    pub proxy_id: Option<i64>,
+    pub group_ids: Vec<i64>,
+    /// Requests this account is serving right now (across instances with Redis).
+    pub in_flight: u32,
+    pub created_at: String,
+}

@@ -5,11 +5,13 @@
 
 pub mod account;
 pub mod dashboard;
+pub mod group;
 pub mod pricing;
 pub mod user;
 
-pub use account::{AccountKind, AccountStatus, Platform};
+pub use account::{AccountKind, AccountStatus, AccountView, Platform};
 pub use dashboard::{AccountCounts, DashboardStats};
+pub use group::{FieldError, GroupFields, GroupInput, GroupView};
 pub use user::{UserRole, UserStatus, UserView, validate_email, validate_password};
 
 /// A value read from storage or input that does not name a known variant.

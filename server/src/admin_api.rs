@@ -4,18 +4,24 @@
 
 use app::AppError;
 use app::state::AppState;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use domain::GroupInput;
 use serde::Serialize;
 use serde_json::json;
 use tower_sessions::Session;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/dashboard/stats", get(dashboard_stats_handler)).fallback(not_found_handler)
+    Router::new()
+        .route("/dashboard/stats", get(dashboard_stats_handler))
+        .route("/groups", get(list_groups_handler).post(create_group_handler))
+        .route("/groups/{id}", get(get_group_handler).put(update_group_handler).delete(delete_group_handler))
+        .fallback(not_found_handler)
 }
 
 /// A successful envelope.
@@ -67,6 +73,66 @@ impl FromRequestParts<AppState> for AdminAuth {
 
 async fn dashboard_stats_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     Ok(Envelope(app::service::dashboard_stats(&state.store).await?))
+}
+
+/// JSON body whose rejection (malformed JSON, wrong type, unknown field) is a 400 envelope
+/// naming the problem.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(ApiError(AppError::Invalid(rejection_message(&rejection)))),
+        }
+    }
+}
+
+fn rejection_message(rejection: &JsonRejection) -> String {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => "expected a JSON body (Content-Type: application/json)".into(),
+        other => other.body_text(),
+    }
+}
+
+async fn list_groups_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::groups::list_groups(&state.store).await?))
+}
+
+async fn get_group_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::groups::get_group(&state.store, id).await?))
+}
+
+async fn create_group_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<GroupInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::groups::create_group(&state.store, input).await?))
+}
+
+async fn update_group_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(input): ApiJson<GroupInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::groups::update_group(&state.store, id, input).await?))
+}
+
+async fn delete_group_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    app::service::groups::delete_group(&state.store, id).await?;
+    Ok(Envelope(serde_json::Value::Null))
 }
 
 async fn not_found_handler() -> ApiError {

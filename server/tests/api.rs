@@ -211,3 +211,64 @@ async fn generated_bootstrap_password_is_reported_once() {
     let again = server::bootstrap::ensure_admin(&db.store, &Default::default()).await.unwrap();
     assert_eq!(again, server::bootstrap::AdminBootstrap::Existing);
 }
+
+on_both_databases!(groups_rest_crud_with_validation, |app| {
+    let url = app.url("/api/v1/admin/groups");
+    let post = |body: Value| app.client.post(&url).header("x-api-key", ADMIN_API_KEY).json(&body).send();
+    let res =
+        post(serde_json::json!({"name": "claude-pro", "platform": "anthropic", "rate_multiplier": 1.5})).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["code"], 0);
+    let id = created["data"]["id"].as_i64().unwrap();
+    assert_eq!(created["data"]["platform"], "anthropic");
+    assert_eq!(created["data"]["rate_multiplier"], 1.5);
+
+    let res = post(serde_json::json!({"name": "claude-pro", "platform": "openai"})).await.unwrap();
+    assert_eq!(res.status(), 400, "duplicate name");
+    assert!(res.json::<Value>().await.unwrap()["message"].as_str().unwrap().starts_with("name:"));
+    let res = post(serde_json::json!({"name": "x"})).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["message"], "platform: is required");
+    let res = post(serde_json::json!({"name": "x", "platform": "azure"})).await.unwrap();
+    assert_eq!(res.status(), 400, "unknown platform");
+    let body = res.json::<Value>().await.unwrap();
+    assert_eq!(body["code"], 400);
+    assert!(body["message"].as_str().unwrap().contains("platform"), "{body}");
+    let res = app
+        .client
+        .post(&url)
+        .header("x-api-key", ADMIN_API_KEY)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "malformed JSON");
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], 400);
+
+    let one = app.url(&format!("/api/v1/admin/groups/{id}"));
+    let res = app
+        .client
+        .put(&one)
+        .header("x-api-key", ADMIN_API_KEY)
+        .json(&serde_json::json!({"rate_multiplier": 2.0}))
+        .send()
+        .await
+        .unwrap();
+    let updated: Value = res.json().await.unwrap();
+    assert_eq!(updated["data"]["rate_multiplier"], 2.0);
+    assert_eq!(updated["data"]["name"], "claude-pro", "fields not sent are kept");
+
+    let list: Value =
+        app.client.get(&url).header("x-api-key", ADMIN_API_KEY).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+    let res = app.client.delete(&one).header("x-api-key", ADMIN_API_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app.client.get(&one).header("x-api-key", ADMIN_API_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.json::<Value>().await.unwrap(), serde_json::json!({"code": 404, "message": "group not found"}));
+    let res = app.client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 401, "groups need admin auth");
+});

@@ -7,6 +7,7 @@
 
 pub mod coord;
 pub mod db;
+mod group_sql;
 pub mod repo;
 pub mod secret;
 pub mod session;
@@ -15,7 +16,7 @@ mod sql;
 pub mod testing;
 
 pub use db::{Backend, PoolStats, Store};
-pub use repo::{Repos, SessionRepo, SettingRepo, StatsRepo, UserRepo, UserRow};
+pub use repo::{GroupRepo, GroupRow, Repos, SessionRepo, SettingRepo, StatsRepo, UserRepo, UserRow};
 
 /// Failures of the storage layer. Callers map them to their protocol; the text of
 /// `Database` is for logs only (it may contain SQL).

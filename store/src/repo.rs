@@ -95,6 +95,61 @@ pub trait SessionRepo: Send + Sync {
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64>;
 }
 
+/// A `groups` row with its member and key counts.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GroupRow {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub platform: String,
+    pub rate_multiplier: f64,
+    pub created_at: OffsetDateTime,
+    pub account_count: i64,
+    pub api_key_count: i64,
+}
+
+impl GroupRow {
+    pub fn fields(&self) -> StoreResult<domain::GroupFields> {
+        Ok(domain::GroupFields {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            platform: self.platform.parse().map_err(|e: domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?,
+            rate_multiplier: self.rate_multiplier,
+        })
+    }
+
+    pub fn view(&self) -> StoreResult<domain::GroupView> {
+        let fields = self.fields()?;
+        Ok(domain::GroupView {
+            id: self.id,
+            name: fields.name,
+            description: fields.description,
+            platform: fields.platform,
+            rate_multiplier: fields.rate_multiplier,
+            account_count: self.account_count,
+            api_key_count: self.api_key_count,
+            created_at: rfc3339(self.created_at),
+        })
+    }
+}
+
+/// Formats a stored timestamp for the API (RFC 3339, UTC).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+#[async_trait]
+pub trait GroupRepo: Send + Sync {
+    /// Fails with `Conflict("group")` when the name is taken.
+    async fn create_group(&self, group: &domain::GroupFields) -> StoreResult<GroupRow>;
+    async fn find_group(&self, id: i64) -> StoreResult<Option<GroupRow>>;
+    async fn list_groups(&self) -> StoreResult<Vec<GroupRow>>;
+    /// Fails with `NotFound("group")` or `Conflict("group")`.
+    async fn update_group(&self, id: i64, group: &domain::GroupFields) -> StoreResult<GroupRow>;
+    /// `Ok(true)` when a group was deleted. Its keys become ungrouped; memberships go.
+    async fn delete_group(&self, id: i64) -> StoreResult<bool>;
+}
+
 /// Every repository, as one object-safe trait so `Store` can hold either backend.
-pub trait Repos: UserRepo + SettingRepo + StatsRepo + SessionRepo + Send + Sync {}
-impl<T: UserRepo + SettingRepo + StatsRepo + SessionRepo + Send + Sync> Repos for T {}
+pub trait Repos: UserRepo + SettingRepo + StatsRepo + SessionRepo + GroupRepo + Send + Sync {}
+impl<T: UserRepo + SettingRepo + StatsRepo + SessionRepo + GroupRepo + Send + Sync> Repos for T {}

@@ -22,7 +22,7 @@ pub(crate) struct PgRepos {
 /// Every timestamp is written in UTC with whole seconds. SQLite keeps them as RFC 3339 text
 /// and compares them as strings, which is only correct when all values have the same shape
 /// (a value with a fraction would sort before the same second without one).
-fn at(t: OffsetDateTime) -> OffsetDateTime {
+pub(crate) fn at(t: OffsetDateTime) -> OffsetDateTime {
     let utc = t.to_offset(time::UtcOffset::UTC);
     utc.replace_nanosecond(0).unwrap_or(utc)
 }

@@ -109,3 +109,33 @@ contract!(ping_and_pool_stats, |store: Store| async move {
     let stats = store.pool_stats();
     assert!(stats.max >= 1 && stats.size <= stats.max, "{stats:?}");
 });
+
+fn group(name: &str, platform: domain::Platform) -> domain::GroupFields {
+    domain::GroupFields { name: name.into(), description: String::new(), platform, rate_multiplier: 1.0 }
+}
+
+contract!(groups_crud_and_counts, |store: Store| async move {
+    let created = store.create_group(&group("claude", domain::Platform::Anthropic)).await.expect("create");
+    assert_eq!(created.platform, "anthropic");
+    assert_eq!((created.account_count, created.api_key_count), (0, 0));
+    let dup = store.create_group(&group("claude", domain::Platform::Openai)).await;
+    assert!(matches!(dup, Err(StoreError::Conflict("group"))), "{dup:?}");
+
+    let mut fields = created.fields().expect("fields");
+    fields.rate_multiplier = 1.5;
+    fields.description = "pro accounts".into();
+    let updated = store.update_group(created.id, &fields).await.expect("update");
+    assert_eq!(updated.rate_multiplier, 1.5);
+    assert_eq!(updated.view().expect("view").description, "pro accounts");
+    let missing = store.update_group(9_999, &fields).await;
+    assert!(matches!(missing, Err(StoreError::NotFound("group"))), "{missing:?}");
+
+    store.create_group(&group("gpt", domain::Platform::Openai)).await.expect("second");
+    let names: Vec<String> = store.list_groups().await.expect("list").into_iter().map(|g| g.name).collect();
+    assert_eq!(names, ["claude", "gpt"]);
+    assert_eq!(store.dashboard_stats(OffsetDateTime::now_utc()).await.expect("stats").total_groups, 2);
+
+    assert!(store.delete_group(created.id).await.expect("delete"));
+    assert!(!store.delete_group(created.id).await.expect("delete twice"));
+    assert!(store.find_group(created.id).await.expect("find").is_none());
+});

@@ -3,6 +3,7 @@
 
 pub mod admin_key;
 pub mod auth;
+pub mod groups;
 
 use domain::DashboardStats;
 use store::Store;
