@@ -1,6 +1,7 @@
-//! In-process coordination state. This module grows into the `Coordinator` trait (slots,
-//! sticky bindings, cooldowns) with an in-memory and a Redis implementation; for now it holds
-//! the sign-in throttle.
+//! The sign-in throttle: failed sign-ins counted per key (client IP, email) in a fixed window.
+//!
+//! It lives in one process only and must not be used for gateway coordination shared between
+//! instances; that is the [`Coordinator`](super::Coordinator)'s job.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
