@@ -11,4 +11,6 @@
 
 pub mod cooldown;
 pub mod sticky;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod usage;

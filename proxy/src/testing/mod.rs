@@ -1,0 +1,28 @@
+//! Test support for the gateway, compiled only with the `testing` feature: a scripted fake
+//! upstream ([`FakeUpstream`]) that speaks the Anthropic and OpenAI wire formats over real
+//! HTTP, with per-request faults and a journal of what it received.
+//!
+//! Nothing here is used by the gateway itself; integration tests, benchmarks and the
+//! `fake-upstream` binary are its only users.
+//!
+//! ```no_run
+//! # use http::StatusCode;
+//! # use proxy::testing::{FakeUpstream, Script};
+//! # async fn example() {
+//! let fake = FakeUpstream::start().await;
+//! fake.push_for("key-a", Script::status(StatusCode::TOO_MANY_REQUESTS).header("retry-after", "2"));
+//! // … point accounts with keys "key-a" and "key-b" at fake.url(), send a request …
+//! assert_eq!(fake.count_for("key-a"), 1);
+//! assert_eq!(fake.max_in_flight_for("key-b"), 1);
+//! # }
+//! ```
+
+mod fake_upstream;
+mod journal;
+mod script;
+mod wire;
+
+pub use fake_upstream::FakeUpstream;
+pub use journal::RecordedRequest;
+pub use script::{DEFAULT_DELTAS, DEFAULT_TEXT, DEFAULT_USAGE, Script};
+pub use wire::Protocol;
