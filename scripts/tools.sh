@@ -20,7 +20,7 @@ install_patched() { # crate version update-args...
   local crate=$1 version=$2; shift 2
   cargo info "$crate@$version" >/dev/null 2>&1 || true # fetches and unpacks the source
   local src
-  src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$crate-$version" 2>/dev/null | head -1)
+  src=$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src -maxdepth 2 -type d -name "$crate-$version" 2>/dev/null | head -1)
   [ -n "$src" ] || { echo "cannot find the source of $crate $version" >&2; return 1; }
   local tmp; tmp=$(mktemp -d)
   cp -r "$src/." "$tmp"
@@ -53,7 +53,9 @@ build_tools() {
 }
 
 test_tools() {
-  if ! command -v chromium >/dev/null; then
+  if [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ]; then
+    : # a browser was chosen explicitly
+  elif ! command -v chromium >/dev/null; then
     say "installing chromium from Debian"
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium

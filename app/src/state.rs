@@ -14,6 +14,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub store: Store,
     pub throttle: Arc<LoginThrottle>,
+    /// Seals and opens upstream credentials stored in the database.
+    pub secrets: store::cipher::SecretBox,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -84,3 +84,187 @@ pub struct AccountView {
     pub in_flight: u32,
     pub created_at: String,
 }
+
+/// Credentials sent when creating or updating an API-key account. Write-only: no response
+/// ever contains them.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsInput {
+    pub api_key: Option<String>,
+    pub base_url: Option<String>,
+}
+
+impl std::fmt::Debug for CredentialsInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialsInput")
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+/// Body of `POST /api/v1/admin/accounts` and `PUT /api/v1/admin/accounts/:id` (on update,
+/// missing fields keep their value).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInput {
+    pub name: Option<String>,
+    pub notes: Option<String>,
+    pub platform: Option<Platform>,
+    #[serde(rename = "type")]
+    pub kind: Option<AccountKind>,
+    pub credentials: Option<CredentialsInput>,
+    pub model_mapping: Option<std::collections::BTreeMap<String, String>>,
+    pub concurrency: Option<i32>,
+    pub priority: Option<i32>,
+    pub group_ids: Option<Vec<i64>>,
+    pub proxy_id: Option<i64>,
+    pub schedulable: Option<bool>,
+}
+
+/// Default account concurrency (in-flight requests); ≤ 0 means unlimited.
+pub const DEFAULT_CONCURRENCY: i32 = 3;
+/// Default priority; lower values are preferred.
+pub const DEFAULT_PRIORITY: i32 = 50;
+
+/// A validated account, ready to store. `api_key` is `None` on an update that keeps the
+/// stored credential.
+#[derive(Clone, PartialEq)]
+pub struct AccountFields {
+    pub name: String,
+    pub notes: String,
+    pub platform: Platform,
+    pub kind: AccountKind,
+    pub api_key: Option<String>,
+    pub base_url: Option<String>,
+    pub model_mapping: std::collections::BTreeMap<String, String>,
+    pub concurrency: i32,
+    pub priority: i32,
+    pub proxy_id: Option<i64>,
+    pub schedulable: bool,
+}
+
+impl std::fmt::Debug for AccountFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountFields")
+            .field("name", &self.name)
+            .field("platform", &self.platform)
+            .field("kind", &self.kind)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccountInput {
+    /// Applies this input on top of `current` (or nothing, for a create) and validates it.
+    pub fn resolve(self, current: Option<&AccountFields>) -> Result<AccountFields, crate::FieldError> {
+        use crate::FieldError;
+        let name = match (self.name, current) {
+            (Some(n), _) => n.trim().to_owned(),
+            (None, Some(c)) => c.name.clone(),
+            (None, None) => return Err(FieldError::new("name", "is required")),
+        };
+        if name.is_empty() || name.len() > 200 {
+            return Err(FieldError::new("name", "must be 1 to 200 characters"));
+        }
+        let platform =
+            self.platform.or(current.map(|c| c.platform)).ok_or_else(|| FieldError::new("platform", "is required"))?;
+        if current.is_some_and(|c| c.platform != platform) {
+            return Err(FieldError::new("platform", "cannot change; create a new account"));
+        }
+        let kind = self.kind.or(current.map(|c| c.kind)).unwrap_or(AccountKind::ApiKey);
+        if kind != AccountKind::ApiKey {
+            return Err(FieldError::new(
+                "type",
+                "only `apikey` accounts can be created here; OAuth accounts use the sign-in flow",
+            ));
+        }
+        let creds = self.credentials.unwrap_or_default();
+        let api_key = creds.api_key.map(|k| k.trim().to_owned());
+        match (&api_key, current) {
+            (Some(k), _) if k.is_empty() || k.len() > 4096 || k.contains(char::is_whitespace) => {
+                return Err(FieldError::new("credentials.api_key", "must be a non-empty key without spaces"));
+            }
+            (None, None) => return Err(FieldError::new("credentials.api_key", "is required")),
+            _ => {}
+        }
+        let base_url = match creds.base_url.map(|u| u.trim().trim_end_matches('/').to_owned()) {
+            Some(u) if u.is_empty() => None,
+            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains(char::is_whitespace) => {
+                return Err(FieldError::new("credentials.base_url", "must be an http:// or https:// URL"));
+            }
+            Some(u) => Some(u),
+            None => current.and_then(|c| c.base_url.clone()),
+        };
+        let model_mapping = self.model_mapping.or(current.map(|c| c.model_mapping.clone())).unwrap_or_default();
+        if model_mapping.iter().any(|(from, to)| from.trim().is_empty() || to.trim().is_empty()) {
+            return Err(FieldError::new("model_mapping", "names must not be empty"));
+        }
+        let concurrency = self.concurrency.or(current.map(|c| c.concurrency)).unwrap_or(DEFAULT_CONCURRENCY);
+        let priority = self.priority.or(current.map(|c| c.priority)).unwrap_or(DEFAULT_PRIORITY);
+        if !(0..=10_000).contains(&priority) {
+            return Err(FieldError::new("priority", "must be between 0 and 10000"));
+        }
+        Ok(AccountFields {
+            name,
+            notes: self.notes.or(current.map(|c| c.notes.clone())).unwrap_or_default(),
+            platform,
+            kind,
+            api_key,
+            base_url,
+            model_mapping,
+            concurrency,
+            priority,
+            proxy_id: self.proxy_id.or(current.and_then(|c| c.proxy_id)),
+            schedulable: self.schedulable.or(current.map(|c| c.schedulable)).unwrap_or(true),
+        })
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    fn create() -> AccountInput {
+        AccountInput {
+            name: Some("main".into()),
+            platform: Some(Platform::Anthropic),
+            credentials: Some(CredentialsInput { api_key: Some("sk-ant-1".into()), base_url: None }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn create_defaults_and_requirements() {
+        let ok = create().resolve(None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((ok.kind, ok.concurrency, ok.priority, ok.schedulable), (AccountKind::ApiKey, 3, 50, true));
+        let no_key = AccountInput { credentials: None, ..create() }.resolve(None).err().map(|e| e.field);
+        assert_eq!(no_key, Some("credentials.api_key"));
+        let oauth = AccountInput { kind: Some(AccountKind::OAuth), ..create() }.resolve(None).err().map(|e| e.field);
+        assert_eq!(oauth, Some("type"));
+        let bad_url = AccountInput {
+            credentials: Some(CredentialsInput { api_key: Some("k".into()), base_url: Some("ftp://x".into()) }),
+            ..create()
+        };
+        assert_eq!(bad_url.resolve(None).err().map(|e| e.field), Some("credentials.base_url"));
+    }
+
+    #[test]
+    fn update_keeps_the_stored_key_and_other_fields() {
+        let mut current = create().resolve(None).unwrap_or_else(|e| panic!("{e}"));
+        current.api_key = None;
+        let updated = AccountInput { priority: Some(10), ..Default::default() }.resolve(Some(&current));
+        let updated = updated.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((updated.priority, updated.api_key, updated.name.as_str()), (10, None, "main"));
+        let moved = AccountInput { platform: Some(Platform::Openai), ..Default::default() }.resolve(Some(&current));
+        assert_eq!(moved.err().map(|e| e.field), Some("platform"));
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let fields = create().resolve(None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!format!("{fields:?}").contains("sk-ant-1"));
+        assert!(!format!("{:?}", create()).contains("sk-ant-1"));
+    }
+}

@@ -4,15 +4,17 @@
 //! Nothing here may depend on sqlx, tokio or anything else that does not compile to wasm.
 
 pub mod account;
+pub mod api_key;
 pub mod dashboard;
 pub mod group;
 pub mod pricing;
 pub mod user;
 
-pub use account::{AccountKind, AccountStatus, AccountView, Platform};
+pub use account::{AccountFields, AccountInput, AccountKind, AccountStatus, AccountView, CredentialsInput, Platform};
+pub use api_key::{ApiKeyInput, ApiKeyStatus, ApiKeyView, CreatedApiKey};
 pub use dashboard::{AccountCounts, DashboardStats};
 pub use group::{FieldError, GroupFields, GroupInput, GroupView};
-pub use user::{UserRole, UserStatus, UserView, validate_email, validate_password};
+pub use user::{UserFields, UserInput, UserRole, UserStatus, UserView, validate_email, validate_password};
 
 /// A value read from storage or input that does not name a known variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

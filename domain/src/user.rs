@@ -73,3 +73,87 @@ mod tests {
         assert!(validate_password("12345678").is_ok());
     }
 }
+
+/// Body of `POST /api/v1/admin/users` and `PUT /api/v1/admin/users/:id` (on update, missing
+/// fields keep their value; a password is only set when sent).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserInput {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub role: Option<UserRole>,
+    pub concurrency: Option<i32>,
+    pub status: Option<UserStatus>,
+}
+
+impl std::fmt::Debug for UserInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserInput")
+            .field("email", &self.email)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("role", &self.role)
+            .field("concurrency", &self.concurrency)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+/// Default per-user concurrency (in-flight gateway requests); ≤ 0 means unlimited.
+pub const DEFAULT_USER_CONCURRENCY: i32 = 5;
+
+/// A validated user; `password` is set when a new one must be hashed.
+#[derive(Clone, PartialEq)]
+pub struct UserFields {
+    pub email: String,
+    pub password: Option<String>,
+    pub role: UserRole,
+    pub concurrency: i32,
+    pub status: UserStatus,
+}
+
+impl UserInput {
+    pub fn resolve(self, current: Option<&UserView>) -> Result<UserFields, crate::FieldError> {
+        use crate::FieldError;
+        let email = match (self.email, current) {
+            (Some(e), _) => validate_email(&e).map_err(|m| FieldError::new("email", m))?,
+            (None, Some(c)) => c.email.clone(),
+            (None, None) => return Err(FieldError::new("email", "is required")),
+        };
+        let password = match (self.password, current) {
+            (Some(p), _) => {
+                validate_password(&p).map_err(|m| FieldError::new("password", m))?;
+                Some(p)
+            }
+            (None, Some(_)) => None,
+            (None, None) => return Err(FieldError::new("password", "is required")),
+        };
+        Ok(UserFields {
+            email,
+            password,
+            role: self.role.or(current.map(|c| c.role)).unwrap_or(UserRole::User),
+            concurrency: self.concurrency.or(current.map(|c| c.concurrency)).unwrap_or(DEFAULT_USER_CONCURRENCY),
+            status: self.status.or(current.map(|c| c.status)).unwrap_or(UserStatus::Active),
+        })
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn create_requires_email_and_password_and_defaults_role() {
+        let err = UserInput { email: Some("a@b".into()), ..Default::default() }.resolve(None).err();
+        assert_eq!(err.map(|e| e.field), Some("password"));
+        let ok = UserInput { email: Some("A@B".into()), password: Some("12345678".into()), ..Default::default() }
+            .resolve(None)
+            .map(|u| (u.email, u.role, u.concurrency));
+        assert_eq!(ok, Ok(("a@b".into(), UserRole::User, 5)));
+        let short = UserInput { email: Some("a@b".into()), password: Some("1".into()), ..Default::default() };
+        assert_eq!(short.resolve(None).err().map(|e| e.field), Some("password"));
+        assert!(
+            !format!("{:?}", UserInput { password: Some("hunter22".into()), ..Default::default() })
+                .contains("hunter22")
+        );
+    }
+}

@@ -3,15 +3,16 @@
 //! Authenticated by the admin session cookie or `x-api-key: admin-…`.
 
 use app::AppError;
+use app::service::{accounts, users};
 use app::state::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use domain::GroupInput;
+use domain::{AccountInput, ApiKeyInput, GroupInput, UserInput};
 use serde::Serialize;
 use serde_json::json;
 use tower_sessions::Session;
@@ -21,6 +22,16 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/stats", get(dashboard_stats_handler))
         .route("/groups", get(list_groups_handler).post(create_group_handler))
         .route("/groups/{id}", get(get_group_handler).put(update_group_handler).delete(delete_group_handler))
+        .route("/accounts", get(list_accounts_handler).post(create_account_handler))
+        .route("/accounts/{id}", get(get_account_handler).put(update_account_handler).delete(delete_account_handler))
+        .route("/accounts/{id}/clear-error", post(clear_account_error_handler))
+        .route("/accounts/{id}/clear-rate-limit", post(clear_account_rate_limit_handler))
+        .route("/accounts/{id}/schedulable", post(set_account_schedulable_handler))
+        .route("/users", get(list_users_handler).post(create_user_handler))
+        .route("/users/{id}", get(get_user_handler).put(update_user_handler).delete(delete_user_handler))
+        .route("/users/{id}/api-keys", get(list_user_keys_handler).post(create_user_key_handler))
+        .route("/api-keys", get(list_all_keys_handler))
+        .route("/api-keys/{id}", axum::routing::put(update_key_handler).delete(delete_key_handler))
         .fallback(not_found_handler)
 }
 
@@ -132,6 +143,152 @@ async fn delete_group_handler(
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     app::service::groups::delete_group(&state.store, id).await?;
+    Ok(Envelope(serde_json::Value::Null))
+}
+
+async fn list_accounts_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(accounts::list_accounts(&state.store).await?))
+}
+
+async fn get_account_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(accounts::get_account(&state.store, id).await?))
+}
+
+async fn create_account_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<AccountInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(accounts::create_account(&state.store, &state.secrets, input).await?))
+}
+
+async fn update_account_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(input): ApiJson<AccountInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(accounts::update_account(&state.store, &state.secrets, id, input).await?))
+}
+
+async fn delete_account_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    accounts::delete_account(&state.store, id).await?;
+    Ok(Envelope(serde_json::Value::Null))
+}
+
+async fn clear_account_error_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(accounts::clear_error(&state.store, id).await?))
+}
+
+async fn clear_account_rate_limit_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(accounts::clear_rate_limit(&state.store, id).await?))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchedulableInput {
+    schedulable: bool,
+}
+
+async fn set_account_schedulable_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(input): ApiJson<SchedulableInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(accounts::set_schedulable(&state.store, id, input.schedulable).await?))
+}
+
+async fn list_users_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(users::list_users(&state.store).await?))
+}
+
+async fn get_user_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(users::get_user(&state.store, id).await?))
+}
+
+async fn create_user_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<UserInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(users::create_user(&state.store, input).await?))
+}
+
+async fn update_user_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(input): ApiJson<UserInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(users::update_user(&state.store, id, input).await?))
+}
+
+async fn delete_user_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    users::delete_user(&state.store, id).await?;
+    Ok(Envelope(serde_json::Value::Null))
+}
+
+async fn list_user_keys_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(users::list_api_keys(&state.store, Some(id)).await?))
+}
+
+async fn list_all_keys_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(users::list_api_keys(&state.store, None).await?))
+}
+
+async fn create_user_key_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(input): ApiJson<ApiKeyInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(users::create_api_key(&state.store, id, input).await?))
+}
+
+async fn update_key_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(input): ApiJson<ApiKeyInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(users::update_api_key(&state.store, id, input).await?))
+}
+
+async fn delete_key_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    users::delete_api_key(&state.store, id).await?;
     Ok(Envelope(serde_json::Value::Null))
 }
 

@@ -26,6 +26,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub log: LogConfig,
     pub auth: AuthConfig,
+    pub security: SecurityConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +137,32 @@ impl Default for AuthConfig {
     }
 }
 
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Key that encrypts upstream credentials at rest: 64 hex characters or base64 of 32
+    /// bytes. Every instance sharing a database needs the same key. Empty: use the key file.
+    pub encryption_key: String,
+    /// Where the key lives when `encryption_key` is empty; created (mode 0600) on first start.
+    pub encryption_key_file: String,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self { encryption_key: String::new(), encryption_key_file: "./data/encryption.key".into() }
+    }
+}
+
+impl fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = if self.encryption_key.is_empty() { "" } else { "***" };
+        f.debug_struct("SecurityConfig")
+            .field("encryption_key", &key)
+            .field("encryption_key_file", &self.encryption_key_file)
+            .finish()
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -144,6 +171,7 @@ impl fmt::Debug for Config {
             .field("redis", &self.redis)
             .field("log", &self.log)
             .field("auth", &self.auth)
+            .field("security", &self.security)
             .finish()
     }
 }
@@ -263,6 +291,14 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "log.level",
                 message: format!("`{}` is not a valid log filter", self.log.level),
+            });
+        }
+        if !self.security.encryption_key.is_empty()
+            && store::cipher::SecretBox::from_key_text(&self.security.encryption_key).is_err()
+        {
+            return Err(ConfigError::Invalid {
+                key: "security.encryption_key",
+                message: "must be 32 bytes written as 64 hex characters or base64".into(),
             });
         }
         if self.server.session_idle_minutes == 0 {

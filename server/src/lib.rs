@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod ops;
+pub mod secrets;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

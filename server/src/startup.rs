@@ -48,6 +48,7 @@ pub struct Application {
 impl Application {
     /// Connects to the database, migrates, bootstraps the admin, and binds the listener.
     pub async fn build(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Result<Application> {
+        let secrets = crate::secrets::load_secret_box(&config.security)?;
         let store = open_store(config).await?;
         match bootstrap::ensure_admin(&store, env).await? {
             AdminBootstrap::Existing => {}
@@ -74,7 +75,7 @@ impl Application {
         let sessions = DbSessionStore::new(store.clone());
         spawn_session_purge(&tasks, &cancel, sessions.clone());
 
-        let router = build_router(config, store.clone(), redis, sessions)?;
+        let router = build_router(config, store.clone(), secrets, redis, sessions)?;
         let addr = format!("{}:{}", config.server.host, config.server.port);
         let listener = TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         Ok(Application {
@@ -181,6 +182,7 @@ fn site_root(config: &Config) -> String {
 fn build_router(
     config: &Config,
     store: Store,
+    secrets: store::cipher::SecretBox,
     redis: Option<redis::Client>,
     sessions: DbSessionStore,
 ) -> anyhow::Result<Router> {
@@ -197,6 +199,7 @@ fn build_router(
             config.auth.login_max_failures,
             Duration::from_secs(config.auth.login_window_seconds),
         )),
+        secrets,
     };
     let routes = generate_route_list(app::App);
     let pages: HashSet<String> = routes.iter().map(|r| r.path().to_owned()).filter(|p| p != web::LOGIN_PATH).collect();

@@ -272,3 +272,170 @@ on_both_databases!(groups_rest_crud_with_validation, |app| {
     let res = app.client.get(&url).send().await.unwrap();
     assert_eq!(res.status(), 401, "groups need admin auth");
 });
+
+on_both_databases!(accounts_rest_never_returns_the_credential, |app| {
+    let key = |req: reqwest::RequestBuilder| req.header("x-api-key", ADMIN_API_KEY);
+    let group: Value = key(app.client.post(app.url("/api/v1/admin/groups")))
+        .json(&serde_json::json!({"name": "claude", "platform": "anthropic"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let gid = group["data"]["id"].as_i64().unwrap();
+    let body = serde_json::json!({
+        "name": "primary", "platform": "anthropic", "type": "apikey",
+        "credentials": {"api_key": "sk-ant-very-secret", "base_url": "http://127.0.0.1:9/"},
+        "model_mapping": {"claude-sonnet-4-5": "claude-sonnet-4-5-20250929"},
+        "group_ids": [gid], "concurrency": 1
+    });
+    let res = key(app.client.post(app.url("/api/v1/admin/accounts"))).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(!text.contains("sk-ant-very-secret"), "{text}");
+    let created: Value = serde_json::from_str(&text).unwrap();
+    let id = created["data"]["id"].as_i64().unwrap();
+    assert_eq!(created["data"]["base_url"], "http://127.0.0.1:9");
+    assert_eq!(created["data"]["group_ids"], serde_json::json!([gid]));
+    assert_eq!(created["data"]["status"], "active");
+    assert_eq!(created["data"]["type"], "apikey");
+
+    let row = app.db.store.find_account(id).await.unwrap().unwrap();
+    assert!(!row.credentials_encrypted.contains("sk-ant"), "encrypted at rest");
+
+    let wrong_group =
+        serde_json::json!({"name": "x", "platform": "openai", "credentials": {"api_key": "k"}, "group_ids": [gid]});
+    let res = key(app.client.post(app.url("/api/v1/admin/accounts"))).json(&wrong_group).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.json::<Value>().await.unwrap()["message"].as_str().unwrap().starts_with("group_ids:"));
+    let res = key(app.client.post(app.url("/api/v1/admin/accounts")))
+        .json(&serde_json::json!({"name": "x", "platform": "anthropic"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["message"], "credentials.api_key: is required");
+
+    let one = app.url(&format!("/api/v1/admin/accounts/{id}"));
+    let updated: Value =
+        key(app.client.put(&one)).json(&serde_json::json!({"priority": 5})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(updated["data"]["priority"], 5);
+    assert_eq!(updated["data"]["group_ids"], serde_json::json!([gid]), "memberships kept when not sent");
+
+    app.db.store.set_account_status(id, "error", "401: invalid x-api-key").await.unwrap();
+    let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(90);
+    app.db.store.set_account_cooldowns(id, Some(until), None).await.unwrap();
+    let got: Value = key(app.client.get(&one)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["data"]["status"], "error");
+    assert!(got["data"]["rate_limit_reset_at"].is_string());
+    let cleared: Value = key(app.client.post(format!("{one}/clear-error"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (cleared["data"]["status"].as_str(), cleared["data"]["error_message"].as_str()),
+        (Some("active"), Some(""))
+    );
+    let cleared: Value =
+        key(app.client.post(format!("{one}/clear-rate-limit"))).send().await.unwrap().json().await.unwrap();
+    assert!(cleared["data"]["rate_limit_reset_at"].is_null());
+    let paused: Value = key(app.client.post(format!("{one}/schedulable")))
+        .json(&serde_json::json!({"schedulable": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paused["data"]["schedulable"], false);
+
+    let list: Value =
+        key(app.client.get(app.url("/api/v1/admin/accounts"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains("sk-ant"));
+    assert_eq!(key(app.client.delete(&one)).send().await.unwrap().status(), 200);
+    assert_eq!(key(app.client.get(&one)).send().await.unwrap().status(), 404);
+});
+
+on_both_databases!(users_and_api_keys_rest, |app| {
+    let key = |req: reqwest::RequestBuilder| req.header("x-api-key", ADMIN_API_KEY);
+    let res = key(app.client.post(app.url("/api/v1/admin/users")))
+        .json(&serde_json::json!({"email": "Dev@Example.com", "password": "dev-password-1", "concurrency": 2}))
+        .send()
+        .await
+        .unwrap();
+    let user: Value = res.json().await.unwrap();
+    assert_eq!(user["data"]["email"], "dev@example.com");
+    assert_eq!(user["data"]["role"], "user");
+    assert!(!user.to_string().contains("dev-password-1") && !user.to_string().contains("argon2"));
+    let uid = user["data"]["id"].as_i64().unwrap();
+    let res = key(app.client.post(app.url("/api/v1/admin/users")))
+        .json(&serde_json::json!({"email": "dev@example.com", "password": "dev-password-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.json::<Value>().await.unwrap()["message"].as_str().unwrap().starts_with("email:"));
+
+    let created: Value = key(app.client.post(app.url(&format!("/api/v1/admin/users/{uid}/api-keys"))))
+        .json(&serde_json::json!({"name": "laptop", "expires_at": "2099-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let full = created["data"]["key"].as_str().unwrap().to_owned();
+    assert!(full.starts_with("sk-") && full.len() == 67, "{full}");
+    assert_eq!(created["data"]["key_prefix"], &full[..10]);
+    let kid = created["data"]["id"].as_i64().unwrap();
+    let row = app.db.store.find_api_key(kid).await.unwrap().unwrap();
+    assert_eq!(row.key_hash, store::secret::sha256_hex(&full), "stored as SHA-256 only");
+
+    let listed: Value = key(app.client.get(app.url(&format!("/api/v1/admin/users/{uid}/api-keys"))))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(&full), "the full key is shown only once");
+
+    let res = key(app.client.put(app.url(&format!("/api/v1/admin/api-keys/{kid}"))))
+        .json(&serde_json::json!({"group_id": 4242}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "unknown group");
+    let res = key(app.client.put(app.url(&format!("/api/v1/admin/api-keys/{kid}"))))
+        .json(&serde_json::json!({"expires_at": "tomorrow"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.json::<Value>().await.unwrap()["message"].as_str().unwrap().starts_with("expires_at:"));
+    let disabled: Value = key(app.client.put(app.url(&format!("/api/v1/admin/api-keys/{kid}"))))
+        .json(&serde_json::json!({"status": "disabled"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(disabled["data"]["status"], "disabled");
+    assert_eq!(disabled["data"]["name"], "laptop");
+
+    let admin_id = app.db.store.find_user_by_email(support::ADMIN_EMAIL).await.unwrap().unwrap().id;
+    let res = key(app.client.delete(app.url(&format!("/api/v1/admin/users/{admin_id}")))).send().await.unwrap();
+    assert_eq!(res.status(), 400, "the last admin stays");
+    let res = key(app.client.put(app.url(&format!("/api/v1/admin/users/{admin_id}"))))
+        .json(&serde_json::json!({"role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "the last admin cannot be demoted");
+
+    assert_eq!(
+        key(app.client.delete(app.url(&format!("/api/v1/admin/users/{uid}")))).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(key(app.client.get(app.url(&format!("/api/v1/admin/users/{uid}")))).send().await.unwrap().status(), 404);
+    assert!(app.db.store.find_api_key(kid).await.unwrap().is_none());
+});

@@ -3,11 +3,14 @@
 //! password and token hashing, and in-process coordination.
 //!
 //! This crate knows nothing of HTTP. Queries are checked at run time (`query_as` with bound
-//! parameters); SQL is never built with `format!`.
+//! parameters); SQL text is assembled only from constants, never from input.
 
+mod account_sql;
+pub mod cipher;
 pub mod coord;
 pub mod db;
 mod group_sql;
+mod key_sql;
 pub mod repo;
 pub mod secret;
 pub mod session;
@@ -16,7 +19,10 @@ mod sql;
 pub mod testing;
 
 pub use db::{Backend, PoolStats, Store};
-pub use repo::{GroupRepo, GroupRow, Repos, SessionRepo, SettingRepo, StatsRepo, UserRepo, UserRow};
+pub use repo::{
+    AccountRepo, AccountRow, ApiKeyFields, ApiKeyRepo, ApiKeyRow, GroupRepo, GroupRow, NewAccount, Repos, SessionRepo,
+    SettingRepo, StatsRepo, UserRepo, UserRow, UserUpdate,
+};
 
 /// Failures of the storage layer. Callers map them to their protocol; the text of
 /// `Database` is for logs only (it may contain SQL).

@@ -65,6 +65,77 @@ pub trait UserRepo: Send + Sync {
     /// Fails with `NotFound("user")` when no such user exists.
     async fn set_password_hash(&self, user_id: i64, password_hash: &str) -> StoreResult<()>;
     async fn record_login(&self, user_id: i64, at: OffsetDateTime) -> StoreResult<()>;
+    async fn list_users(&self) -> StoreResult<Vec<UserRow>>;
+    /// Updates everything but the password. `NotFound("user")` or `Conflict("user")`.
+    async fn update_user(&self, id: i64, user: &UserUpdate) -> StoreResult<UserRow>;
+    /// `Ok(true)` when a user was deleted (with their API keys).
+    async fn delete_user(&self, id: i64) -> StoreResult<bool>;
+}
+
+/// Input for `UserRepo::update_user`; the email must already be normalised.
+#[derive(Debug, Clone)]
+pub struct UserUpdate {
+    pub email: String,
+    pub role: UserRole,
+    pub status: UserStatus,
+    pub concurrency: i32,
+}
+
+/// An `api_keys` row. The key itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub key_hash: String,
+    pub key_prefix: String,
+    pub name: String,
+    pub group_id: Option<i64>,
+    pub status: String,
+    pub expires_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+impl ApiKeyRow {
+    pub fn view(&self) -> StoreResult<domain::ApiKeyView> {
+        Ok(domain::ApiKeyView {
+            id: self.id,
+            user_id: self.user_id,
+            name: self.name.clone(),
+            key_prefix: self.key_prefix.clone(),
+            group_id: self.group_id,
+            status: self.status.parse().map_err(|e: domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?,
+            expires_at: self.expires_at.map(rfc3339),
+            last_used_at: self.last_used_at.map(rfc3339),
+            created_at: rfc3339(self.created_at),
+        })
+    }
+}
+
+/// What `create_api_key` / `update_api_key` write (hash and prefix only on create).
+#[derive(Debug, Clone)]
+pub struct ApiKeyFields {
+    pub name: String,
+    pub group_id: Option<i64>,
+    pub status: domain::ApiKeyStatus,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+pub trait ApiKeyRepo: Send + Sync {
+    async fn create_api_key(
+        &self,
+        user_id: i64,
+        key_hash: &str,
+        key_prefix: &str,
+        fields: &ApiKeyFields,
+    ) -> StoreResult<ApiKeyRow>;
+    async fn find_api_key(&self, id: i64) -> StoreResult<Option<ApiKeyRow>>;
+    /// The key whose SHA-256 is `key_hash`.
+    async fn find_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRow>>;
+    async fn list_api_keys(&self, user_id: Option<i64>) -> StoreResult<Vec<ApiKeyRow>>;
+    async fn update_api_key(&self, id: i64, fields: &ApiKeyFields) -> StoreResult<ApiKeyRow>;
+    async fn delete_api_key(&self, id: i64) -> StoreResult<bool>;
 }
 
 /// Key/value settings that the admin can change at run time.
@@ -150,6 +221,78 @@ pub trait GroupRepo: Send + Sync {
     async fn delete_group(&self, id: i64) -> StoreResult<bool>;
 }
 
+/// An `accounts` row as stored. `credentials_encrypted` is sealed; `extra` and
+/// `model_mapping` are JSON text.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountRow {
+    pub id: i64,
+    pub name: String,
+    pub notes: String,
+    pub platform: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub credentials_encrypted: String,
+    pub extra: String,
+    pub model_mapping: String,
+    pub proxy_id: Option<i64>,
+    pub concurrency: i32,
+    pub priority: i32,
+    pub status: String,
+    pub error_message: String,
+    pub schedulable: bool,
+    pub rate_limit_reset_at: Option<OffsetDateTime>,
+    pub overload_until: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+/// What `create_account` / `update_account` write. On update `platform` and `kind` are
+/// ignored (they never change) and `group_ids` replaces the memberships.
+#[derive(Clone)]
+pub struct NewAccount {
+    pub name: String,
+    pub notes: String,
+    pub platform: String,
+    pub kind: String,
+    pub credentials_encrypted: String,
+    pub extra: String,
+    pub model_mapping: String,
+    pub proxy_id: Option<i64>,
+    pub concurrency: i32,
+    pub priority: i32,
+    pub schedulable: bool,
+    pub group_ids: Vec<i64>,
+}
+
+#[async_trait]
+pub trait AccountRepo: Send + Sync {
+    async fn create_account(&self, account: &NewAccount) -> StoreResult<AccountRow>;
+    async fn find_account(&self, id: i64) -> StoreResult<Option<AccountRow>>;
+    async fn list_accounts(&self) -> StoreResult<Vec<AccountRow>>;
+    /// Fails with `NotFound("account")`.
+    async fn update_account(&self, id: i64, account: &NewAccount) -> StoreResult<AccountRow>;
+    /// `Ok(true)` when an account was deleted (its memberships go with it).
+    async fn delete_account(&self, id: i64) -> StoreResult<bool>;
+    /// Every (account id, group id) membership.
+    async fn account_memberships(&self) -> StoreResult<Vec<(i64, i64)>>;
+    async fn set_account_status(&self, id: i64, status: &str, error_message: &str) -> StoreResult<()>;
+    /// Writes both cooldown columns (None clears one), so a restart keeps cooldowns.
+    async fn set_account_cooldowns(
+        &self,
+        id: i64,
+        rate_limit_reset_at: Option<OffsetDateTime>,
+        overload_until: Option<OffsetDateTime>,
+    ) -> StoreResult<()>;
+    async fn set_account_schedulable(&self, id: i64, schedulable: bool) -> StoreResult<()>;
+    async fn touch_accounts_used(&self, ids: &[i64], used_at: OffsetDateTime) -> StoreResult<()>;
+}
+
 /// Every repository, as one object-safe trait so `Store` can hold either backend.
-pub trait Repos: UserRepo + SettingRepo + StatsRepo + SessionRepo + GroupRepo + Send + Sync {}
-impl<T: UserRepo + SettingRepo + StatsRepo + SessionRepo + GroupRepo + Send + Sync> Repos for T {}
+pub trait Repos:
+    UserRepo + SettingRepo + StatsRepo + SessionRepo + GroupRepo + AccountRepo + ApiKeyRepo + Send + Sync
+{
+}
+impl<T> Repos for T where
+    T: UserRepo + SettingRepo + StatsRepo + SessionRepo + GroupRepo + AccountRepo + ApiKeyRepo + Send + Sync
+{
+}

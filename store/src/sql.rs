@@ -8,7 +8,7 @@ use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use time::OffsetDateTime;
 
-use crate::repo::{NewUser, SessionRepo, SettingRepo, StatsRepo, UserRepo, UserRow};
+use crate::repo::{NewUser, SessionRepo, SettingRepo, StatsRepo, UserRepo, UserRow, UserUpdate};
 use crate::{StoreError, StoreResult};
 
 pub(crate) struct SqliteRepos {
@@ -90,6 +90,34 @@ macro_rules! impl_repos {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn list_users(&self) -> StoreResult<Vec<UserRow>> {
+                let sql = format_sql!("SELECT ", USER_COLUMNS, " FROM users ORDER BY id");
+                Ok(sqlx::query_as::<$db, UserRow>(&sql).fetch_all(&self.pool).await?)
+            }
+
+            async fn update_user(&self, id: i64, user: &UserUpdate) -> StoreResult<UserRow> {
+                let sql = format_sql!(
+                    "UPDATE users SET email = $1, role = $2, status = $3, concurrency = $4, updated_at = $5                      WHERE id = $6 RETURNING ",
+                    USER_COLUMNS
+                );
+                sqlx::query_as::<$db, UserRow>(&sql)
+                    .bind(&user.email)
+                    .bind(user.role.as_str())
+                    .bind(user.status.as_str())
+                    .bind(user.concurrency)
+                    .bind(at(OffsetDateTime::now_utc()))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| StoreError::conflict_on_unique(e, "user"))?
+                    .ok_or(StoreError::NotFound("user"))
+            }
+
+            async fn delete_user(&self, id: i64) -> StoreResult<bool> {
+                let done = sqlx::query::<$db>("DELETE FROM users WHERE id = $1").bind(id).execute(&self.pool).await?;
+                Ok(done.rows_affected() > 0)
             }
         }
 

@@ -139,3 +139,112 @@ contract!(groups_crud_and_counts, |store: Store| async move {
     assert!(!store.delete_group(created.id).await.expect("delete twice"));
     assert!(store.find_group(created.id).await.expect("find").is_none());
 });
+
+fn new_account(name: &str, group_ids: Vec<i64>) -> store::NewAccount {
+    store::NewAccount {
+        name: name.into(),
+        notes: String::new(),
+        platform: "anthropic".into(),
+        kind: "apikey".into(),
+        credentials_encrypted: "v1:sealed".into(),
+        extra: "{}".into(),
+        model_mapping: r#"{"claude-x":"claude-y"}"#.into(),
+        proxy_id: None,
+        concurrency: 3,
+        priority: 50,
+        schedulable: true,
+        group_ids,
+    }
+}
+
+contract!(accounts_crud_memberships_and_health, |store: Store| async move {
+    let g1 = store.create_group(&group("g1", domain::Platform::Anthropic)).await.expect("g1").id;
+    let g2 = store.create_group(&group("g2", domain::Platform::Anthropic)).await.expect("g2").id;
+    let a = store.create_account(&new_account("a", vec![g1, g2])).await.expect("create");
+    assert_eq!((a.kind.as_str(), a.status.as_str(), a.schedulable), ("apikey", "active", true));
+    assert_eq!(a.credentials_encrypted, "v1:sealed");
+    let b = store.create_account(&new_account("b", vec![g1])).await.expect("create b");
+    assert_eq!(store.account_memberships().await.expect("members"), vec![(a.id, g1), (a.id, g2), (b.id, g1)]);
+    assert_eq!(store.find_group(g1).await.expect("g").expect("g").account_count, 2);
+
+    let mut update = new_account("a2", vec![g2]);
+    update.priority = 10;
+    let a2 = store.update_account(a.id, &update).await.expect("update");
+    assert_eq!((a2.name.as_str(), a2.priority), ("a2", 10));
+    assert_eq!(store.account_memberships().await.expect("members"), vec![(a.id, g2), (b.id, g1)]);
+
+    store.set_account_status(a.id, "error", "401 Unauthorized: invalid x-api-key").await.expect("error");
+    let until = OffsetDateTime::now_utc() + Duration::seconds(90);
+    store.set_account_cooldowns(b.id, Some(until), None).await.expect("cooldown");
+    let stats = store.dashboard_stats(OffsetDateTime::now_utc()).await.expect("stats");
+    assert_eq!((stats.accounts.total, stats.accounts.error, stats.accounts.rate_limited), (2, 1, 1));
+    let b_row = store.find_account(b.id).await.expect("find").expect("b");
+    assert_eq!(b_row.rate_limit_reset_at.map(|t| t.unix_timestamp()), Some(until.unix_timestamp()));
+    store.set_account_cooldowns(b.id, None, None).await.expect("clear");
+    assert!(store.find_account(b.id).await.expect("find").expect("b").rate_limit_reset_at.is_none());
+    store.set_account_schedulable(b.id, false).await.expect("schedulable");
+    store.touch_accounts_used(&[b.id], OffsetDateTime::now_utc()).await.expect("touch");
+    let b_row = store.find_account(b.id).await.expect("find").expect("b");
+    assert!(!b_row.schedulable && b_row.last_used_at.is_some());
+    let missing = store.set_account_status(9_999, "active", "").await;
+    assert!(matches!(missing, Err(StoreError::NotFound("account"))), "{missing:?}");
+
+    assert!(store.delete_account(a.id).await.expect("delete"));
+    assert_eq!(store.account_memberships().await.expect("members"), vec![(b.id, g1)]);
+    assert!(store.delete_group(g1).await.expect("delete group"));
+    assert!(store.account_memberships().await.expect("members").is_empty(), "memberships follow the group");
+    assert_eq!(store.list_accounts().await.expect("list").len(), 1);
+});
+
+contract!(users_update_list_and_delete_cascades_keys, |store: Store| async move {
+    let u = store.create_user(&new_user("u@example.com", UserRole::User)).await.expect("create");
+    let other = store.create_user(&new_user("o@example.com", UserRole::User)).await.expect("create");
+    let fields = store::ApiKeyFields {
+        name: "laptop".into(),
+        group_id: None,
+        status: domain::ApiKeyStatus::Active,
+        expires_at: Some(OffsetDateTime::now_utc() + Duration::days(30)),
+    };
+    let key = store.create_api_key(u.id, "hash-1", "sk-abcd", &fields).await.expect("key");
+    assert_eq!((key.key_prefix.as_str(), key.status.as_str()), ("sk-abcd", "active"));
+    let dup = store.create_api_key(u.id, "hash-1", "sk-abcd", &fields).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    store.create_api_key(other.id, "hash-2", "sk-efgh", &fields).await.expect("key 2");
+    assert_eq!(store.find_api_key_by_hash("hash-1").await.expect("find").map(|k| k.id), Some(key.id));
+    assert_eq!(store.list_api_keys(Some(u.id)).await.expect("list").len(), 1);
+    assert_eq!(store.list_api_keys(None).await.expect("list").len(), 2);
+
+    let g = store.create_group(&group("g", domain::Platform::Anthropic)).await.expect("group");
+    let moved = store
+        .update_api_key(
+            key.id,
+            &store::ApiKeyFields {
+                group_id: Some(g.id),
+                status: domain::ApiKeyStatus::Disabled,
+                expires_at: None,
+                ..fields
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!((moved.group_id, moved.status.as_str(), moved.expires_at), (Some(g.id), "disabled", None));
+    assert_eq!(store.find_group(g.id).await.expect("g").expect("g").api_key_count, 1);
+    assert!(store.delete_group(g.id).await.expect("delete group"));
+    assert_eq!(store.find_api_key(key.id).await.expect("find").expect("kept").group_id, None, "keys become ungrouped");
+
+    let update = store::UserUpdate {
+        email: "u2@example.com".into(),
+        role: UserRole::Admin,
+        status: UserStatus::Disabled,
+        concurrency: 9,
+    };
+    let updated = store.update_user(u.id, &update).await.expect("update");
+    assert_eq!((updated.email.as_str(), updated.concurrency), ("u2@example.com", 9));
+    let clash = store.update_user(u.id, &store::UserUpdate { email: "o@example.com".into(), ..update.clone() }).await;
+    assert!(matches!(clash, Err(StoreError::Conflict("user"))), "{clash:?}");
+    assert_eq!(store.list_users().await.expect("list").len(), 2);
+    assert!(store.delete_user(u.id).await.expect("delete"));
+    assert!(store.find_api_key(key.id).await.expect("find").is_none(), "keys go with their user");
+    let missing = store.update_user(u.id, &update).await;
+    assert!(matches!(missing, Err(StoreError::NotFound("user"))), "{missing:?}");
+});

@@ -1,9 +1,11 @@
 //! Business rules shared by the server functions and the admin REST API. Nothing here knows
 //! whether it was called from a page or from `/api/v1/admin`.
 
+pub mod accounts;
 pub mod admin_key;
 pub mod auth;
 pub mod groups;
+pub mod users;
 
 use domain::DashboardStats;
 use store::Store;

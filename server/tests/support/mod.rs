@@ -43,6 +43,7 @@ pub fn test_config(db: &TestDb) -> Config {
     config.server.host = "127.0.0.1".into();
     config.server.port = 0;
     config.server.shutdown_grace_seconds = 5;
+    config.security.encryption_key = "ab".repeat(32);
     config
 }
 

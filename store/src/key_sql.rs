@@ -1,0 +1,85 @@
+//! `api_keys`, for both backends. Only hashes and display prefixes are stored.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::repo::{ApiKeyFields, ApiKeyRepo, ApiKeyRow};
+use crate::sql::{PgRepos, SqliteRepos, at};
+use crate::{StoreError, StoreResult};
+
+const KEY_COLUMNS: &str = "SELECT id, user_id, key_hash, key_prefix, name, group_id, status, expires_at, last_used_at, created_at FROM api_keys";
+
+macro_rules! impl_key_repo {
+    ($repos:ty, $db:ty) => {
+        #[async_trait]
+        impl ApiKeyRepo for $repos {
+            async fn create_api_key(
+                &self,
+                user_id: i64,
+                key_hash: &str,
+                key_prefix: &str,
+                fields: &ApiKeyFields,
+            ) -> StoreResult<ApiKeyRow> {
+                let id = sqlx::query_scalar::<$db, i64>(
+                    "INSERT INTO api_keys (user_id, key_hash, key_prefix, name, group_id, status, expires_at, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+                )
+                .bind(user_id)
+                .bind(key_hash)
+                .bind(key_prefix)
+                .bind(&fields.name)
+                .bind(fields.group_id)
+                .bind(fields.status.as_str())
+                .bind(fields.expires_at.map(at))
+                .bind(at(OffsetDateTime::now_utc()))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| StoreError::conflict_on_unique(e, "API key"))?;
+                self.find_api_key(id).await?.ok_or(StoreError::NotFound("API key"))
+            }
+
+            async fn find_api_key(&self, id: i64) -> StoreResult<Option<ApiKeyRow>> {
+                let sql = format!("{KEY_COLUMNS} WHERE id = $1");
+                Ok(sqlx::query_as::<$db, ApiKeyRow>(&sql).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn find_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
+                let sql = format!("{KEY_COLUMNS} WHERE key_hash = $1");
+                Ok(sqlx::query_as::<$db, ApiKeyRow>(&sql).bind(key_hash).fetch_optional(&self.pool).await?)
+            }
+
+            async fn list_api_keys(&self, user_id: Option<i64>) -> StoreResult<Vec<ApiKeyRow>> {
+                let sql = format!("{KEY_COLUMNS} WHERE ($1 IS NULL OR user_id = $1) ORDER BY id");
+                Ok(sqlx::query_as::<$db, ApiKeyRow>(&sql).bind(user_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn update_api_key(&self, id: i64, fields: &ApiKeyFields) -> StoreResult<ApiKeyRow> {
+                let done = sqlx::query::<$db>(
+                    "UPDATE api_keys SET name = $1, group_id = $2, status = $3, expires_at = $4, updated_at = $5 \
+                     WHERE id = $6",
+                )
+                .bind(&fields.name)
+                .bind(fields.group_id)
+                .bind(fields.status.as_str())
+                .bind(fields.expires_at.map(at))
+                .bind(at(OffsetDateTime::now_utc()))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("API key"));
+                }
+                self.find_api_key(id).await?.ok_or(StoreError::NotFound("API key"))
+            }
+
+            async fn delete_api_key(&self, id: i64) -> StoreResult<bool> {
+                let done =
+                    sqlx::query::<$db>("DELETE FROM api_keys WHERE id = $1").bind(id).execute(&self.pool).await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+    };
+}
+
+impl_key_repo!(SqliteRepos, sqlx::Sqlite);
+impl_key_repo!(PgRepos, sqlx::Postgres);
