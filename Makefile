@@ -43,8 +43,7 @@ rust-test:
 
 e2e: build
 	rm -rf end2end/test-results
-	cd end2end && npx playwright test || true
-	cd end2end && node summary.js
+	cd end2end && { status=0; npx playwright test || status=$$?; node summary.js || status=1; exit $$status; }
 
 clean:
 	$(CARGO) clean

@@ -8,6 +8,10 @@ const path = require('path');
 const port = process.env.E2E_PORT || '3900';
 const root = path.resolve(__dirname, '..');
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sub2api-e2e-'));
+// An empty config file, so no config.yaml from the developer's machine is read.
+const configFile = path.join(dataDir, 'config.yaml');
+fs.writeFileSync(configFile, '');
+const bin = process.env.SUB2API_BIN || path.join(root, 'target/release/sub2api');
 
 module.exports = defineConfig({
   testDir: './tests',
@@ -29,14 +33,21 @@ module.exports = defineConfig({
     },
   },
   webServer: {
-    command: process.env.SUB2API_BIN || path.join(root, 'target/release/sub2api'),
+    command: `${bin} --config ${configFile}`,
     cwd: dataDir,
     url: `http://127.0.0.1:${port}/health`,
     timeout: 60_000,
     reuseExistingServer: false,
     stdout: 'pipe',
     stderr: 'pipe',
+    // Playwright merges these into the caller's environment: everything that could point the
+    // server at a real database, Redis or key is set explicitly.
     env: {
+      DATABASE_URL: `sqlite://${path.join(dataDir, 'sub2api.db')}`,
+      REDIS_URL: '',
+      SUB2API_ADMIN_API_KEY: '',
+      SUB2API__SECURITY__ENCRYPTION_KEY: '',
+      SUB2API__SECURITY__ENCRYPTION_KEY_FILE: path.join(dataDir, 'encryption.key'),
       HOST: '127.0.0.1',
       PORT: port,
       SUB2API__SERVER__SITE_ROOT: path.join(root, 'target/site'),

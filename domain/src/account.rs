@@ -118,7 +118,9 @@ pub struct AccountInput {
     pub concurrency: Option<i32>,
     pub priority: Option<i32>,
     pub group_ids: Option<Vec<i64>>,
-    pub proxy_id: Option<i64>,
+    /// Absent: keep; `null`: no proxy; a number: that proxy.
+    #[serde(default, with = "crate::double_option")]
+    pub proxy_id: Option<Option<i64>>,
     pub schedulable: Option<bool>,
 }
 
@@ -216,7 +218,7 @@ impl AccountInput {
             model_mapping,
             concurrency,
             priority,
-            proxy_id: self.proxy_id.or(current.and_then(|c| c.proxy_id)),
+            proxy_id: self.proxy_id.unwrap_or(current.and_then(|c| c.proxy_id)),
             schedulable: self.schedulable.or(current.map(|c| c.schedulable)).unwrap_or(true),
         })
     }

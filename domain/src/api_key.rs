@@ -48,21 +48,8 @@ impl std::fmt::Debug for CreatedApiKey {
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyInput {
     pub name: Option<String>,
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "crate::double_option")]
     pub group_id: Option<Option<i64>>,
     pub status: Option<ApiKeyStatus>,
     pub expires_at: Option<String>,
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-mod double_option {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &Option<Option<i64>>, s: S) -> Result<S::Ok, S::Error> {
-        value.flatten().serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-        Option::<i64>::deserialize(d).map(Some)
-    }
 }

@@ -54,3 +54,16 @@ macro_rules! text_enum {
     };
 }
 pub(crate) use text_enum;
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub(crate) mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Option<i64>>, s: S) -> Result<S::Ok, S::Error> {
+        value.flatten().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+        Option::<i64>::deserialize(d).map(Some)
+    }
+}

@@ -48,7 +48,7 @@ pub async fn ensure_admin(store: &Store, env: &BTreeMap<String, String>) -> anyh
         Ok(_) => {}
         Err(store::StoreError::Conflict(_)) => {
             bail!(
-                "{email} exists but is not an active admin; run `sub2api admin reset-password --email {email}` or set SUB2API_ADMIN_EMAIL"
+                "{email} exists but is not an active admin; run `sub2api admin reset-password --make-admin --email {email}` or set SUB2API_ADMIN_EMAIL"
             )
         }
         Err(e) => return Err(e.into()),
@@ -57,7 +57,13 @@ pub async fn ensure_admin(store: &Store, env: &BTreeMap<String, String>) -> anyh
 }
 
 /// Sets a user's password; returns the password (generated when `password` is `None`).
-pub async fn reset_password(store: &Store, email: &str, password: Option<String>) -> anyhow::Result<String> {
+/// With `make_admin`, the user also becomes an active administrator.
+pub async fn reset_password(
+    store: &Store,
+    email: &str,
+    password: Option<String>,
+    make_admin: bool,
+) -> anyhow::Result<String> {
     let email = domain::validate_email(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
     let user = store.find_user_by_email(&email).await?.with_context(|| format!("no user with email {email}"))?;
     let password = match password.filter(|p| !p.is_empty()) {
@@ -68,6 +74,15 @@ pub async fn reset_password(store: &Store, email: &str, password: Option<String>
         None => random_password(20),
     };
     store.set_password_hash(user.id, &hash(&password).await?).await?;
+    if make_admin {
+        let update = store::UserUpdate {
+            email: user.email.clone(),
+            role: UserRole::Admin,
+            status: UserStatus::Active,
+            concurrency: user.concurrency,
+        };
+        store.update_user(user.id, &update).await?;
+    }
     Ok(password)
 }
 

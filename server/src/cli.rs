@@ -36,6 +36,9 @@ pub enum AdminCommand {
         /// The new password; prefer SUB2API_ADMIN_PASSWORD so it stays out of shell history.
         #[arg(long, env = "SUB2API_ADMIN_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// Also make the user an active administrator (recovers a locked-out installation).
+        #[arg(long)]
+        make_admin: bool,
     },
     /// Generate a new admin API key (`admin-…`), print it once, and replace the old one.
     ApiKey,

@@ -301,10 +301,10 @@ impl Config {
                 message: "must be 32 bytes written as 64 hex characters or base64".into(),
             });
         }
-        if self.server.session_idle_minutes == 0 {
+        if !(1..=525_600).contains(&self.server.session_idle_minutes) {
             return Err(ConfigError::Invalid {
                 key: "server.session_idle_minutes",
-                message: "must be at least 1".into(),
+                message: "must be between 1 and 525600 (a year)".into(),
             });
         }
         if self.server.host.parse::<std::net::IpAddr>().is_err() {

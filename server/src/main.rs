@@ -65,10 +65,10 @@ async fn run(
             Ok(say("migrations applied"))
         }
         Command::Version => Ok(say(&format!("sub2api {VERSION}"))),
-        Command::Admin(AdminCommand::ResetPassword { email, password }) => {
+        Command::Admin(AdminCommand::ResetPassword { email, password, make_admin }) => {
             let store = open_store(&config).await?;
             let chosen = password.is_some();
-            let password = server::bootstrap::reset_password(&store, &email, password).await?;
+            let password = server::bootstrap::reset_password(&store, &email, password, make_admin).await?;
             store.close().await;
             if chosen {
                 Ok(say(&format!("password updated for {email}")))

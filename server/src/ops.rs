@@ -92,7 +92,12 @@ impl Metrics {
 /// the label set), or `unmatched` for static files and 404s.
 pub async fn track_requests(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    // Any token is a valid method to hyper: only the standard ones get their own label.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "OTHER",
+    }
+    .to_owned();
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let response = next.run(req).await;
     metrics.observe(&method, &route, response.status().as_u16(), started.elapsed());

@@ -31,6 +31,29 @@ pub fn load_secret_box(security: &SecurityConfig) -> anyhow::Result<SecretBox> {
     SecretBox::from_key_text(&key).context("generated key")
 }
 
+const KEY_CHECK_SETTING: &str = "encryption_key_check";
+const KEY_CHECK_PLAINTEXT: &str = "sub2api encryption key check";
+
+/// Makes sure `secrets` is the key this database's credentials were sealed with. The first
+/// start stores a sealed marker; later starts must be able to open it. A lost key file or an
+/// instance started without the shared key then stops at once instead of writing credentials
+/// that no other instance can read.
+pub async fn verify_key_matches(store: &store::Store, secrets: &SecretBox) -> anyhow::Result<()> {
+    match store.get_setting(KEY_CHECK_SETTING).await? {
+        Some(sealed) => match secrets.open_string(&sealed) {
+            Ok(text) if text == KEY_CHECK_PLAINTEXT => Ok(()),
+            _ => anyhow::bail!(
+                "security.encryption_key: this database was set up with a different encryption key; \
+                 configure the original key (security.encryption_key or its key file)"
+            ),
+        },
+        None => {
+            store.put_setting(KEY_CHECK_SETTING, &secrets.seal_str(KEY_CHECK_PLAINTEXT)).await?;
+            Ok(())
+        }
+    }
+}
+
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -63,6 +86,17 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
         }
+    }
+
+    #[tokio::test]
+    async fn a_different_key_is_refused() {
+        let db = store::testing::TestDb::sqlite().await;
+        let first = SecretBox::from_key_text(&"ab".repeat(32)).unwrap();
+        verify_key_matches(&db.store, &first).await.unwrap();
+        verify_key_matches(&db.store, &first).await.unwrap();
+        let other = SecretBox::from_key_text(&"cd".repeat(32)).unwrap();
+        let err = verify_key_matches(&db.store, &other).await.err().unwrap().to_string();
+        assert!(err.contains("security.encryption_key"), "{err}");
     }
 
     #[test]

@@ -50,6 +50,7 @@ impl Application {
     pub async fn build(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Result<Application> {
         let secrets = crate::secrets::load_secret_box(&config.security)?;
         let store = open_store(config).await?;
+        crate::secrets::verify_key_matches(&store, &secrets).await?;
         match bootstrap::ensure_admin(&store, env).await? {
             AdminBootstrap::Existing => {}
             AdminBootstrap::Created { email, generated_password: Some(password) } => {
@@ -131,7 +132,10 @@ impl Application {
         cancel.cancel();
         tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
-        store.close().await;
+        // Connections still checked out by aborted requests would make `close` wait forever.
+        if tokio::time::timeout(Duration::from_secs(5), store.close()).await.is_err() {
+            tracing::warn!("database pool did not close in time");
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -22,15 +22,32 @@ pub async fn client_ip(State(trust_forwarded): State<bool>, mut req: Request, ne
     next.run(req).await
 }
 
+/// The address our own proxy saw: the right-most `X-Forwarded-For` entry (proxies append to
+/// whatever the client sent, so entries to its left are client-chosen), else `X-Real-IP`.
 fn forwarded_ip(headers: &HeaderMap) -> Option<IpAddr> {
-    let first = |name: &str| headers.get(name)?.to_str().ok()?.split(',').next()?.trim().parse().ok();
-    first("x-forwarded-for").or_else(|| first("x-real-ip"))
+    let last = |name: &str| headers.get(name)?.to_str().ok()?.rsplit(',').next().and_then(parse_ip);
+    match headers.get("x-forwarded-for") {
+        Some(_) => last("x-forwarded-for"),
+        None => last("x-real-ip"),
+    }
+}
+
+/// `203.0.113.7`, `203.0.113.7:4711`, `2001:db8::1` or `[2001:db8::1]:4711`.
+fn parse_ip(raw: &str) -> Option<IpAddr> {
+    let raw = raw.trim();
+    raw.parse()
+        .ok()
+        .or_else(|| raw.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| raw.trim_start_matches('[').trim_end_matches(']').parse().ok())
 }
 
 /// Refuses state-changing requests that a browser sent from another site (CSRF). Requests
 /// without `Origin` and `Sec-Fetch-Site` (curl, scripts) are not browser cross-site requests.
 pub async fn same_origin_only(req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) || is_same_origin(req.headers()) {
+    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || is_same_origin(req.headers(), authority.as_deref())
+    {
         return next.run(req).await;
     }
     tracing::warn!(path = req.uri().path(), "cross-origin state change refused");
@@ -38,8 +55,15 @@ pub async fn same_origin_only(req: Request, next: Next) -> Response {
         .into_response()
 }
 
-fn is_same_origin(headers: &HeaderMap) -> bool {
-    let host = headers.get("x-forwarded-host").or_else(|| headers.get(header::HOST)).and_then(|h| h.to_str().ok());
+/// `authority` is the request URI's authority: HTTP/2 requests carry the host there instead of
+/// in a `Host` header. Behind a reverse proxy, forward the original host
+/// (`proxy_set_header Host $host` or `X-Forwarded-Host`).
+fn is_same_origin(headers: &HeaderMap, authority: Option<&str>) -> bool {
+    let host = headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|h| h.to_str().ok())
+        .or(authority);
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         let origin_host = origin.split_once("://").map(|(_, rest)| rest.trim_end_matches('/'));
         return origin_host.is_some() && origin_host == host;
@@ -125,14 +149,25 @@ mod tests {
         pairs.iter().map(|(k, v)| (header::HeaderName::from_static(k), HeaderValue::from_static(v))).collect()
     }
 
+    fn is_same_origin_h(h: &HeaderMap) -> bool {
+        is_same_origin(h, None)
+    }
+
+    #[test]
+    fn http2_requests_use_the_uri_authority() {
+        let h = headers(&[("origin", "https://gw.example")]);
+        assert!(is_same_origin(&h, Some("gw.example")));
+        assert!(!is_same_origin(&h, Some("other.example")));
+    }
+
     #[test]
     fn origin_must_match_host() {
-        assert!(is_same_origin(&headers(&[("host", "gw.example:8080"), ("origin", "http://gw.example:8080")])));
-        assert!(!is_same_origin(&headers(&[("host", "gw.example"), ("origin", "https://evil.example")])));
-        assert!(!is_same_origin(&headers(&[("host", "gw.example"), ("origin", "null")])));
-        assert!(!is_same_origin(&headers(&[("host", "gw.example"), ("sec-fetch-site", "cross-site")])));
-        assert!(is_same_origin(&headers(&[("host", "gw.example"), ("sec-fetch-site", "same-origin")])));
-        assert!(is_same_origin(&headers(&[("host", "gw.example")])), "non-browser clients send neither header");
+        assert!(is_same_origin_h(&headers(&[("host", "gw.example:8080"), ("origin", "http://gw.example:8080")])));
+        assert!(!is_same_origin_h(&headers(&[("host", "gw.example"), ("origin", "https://evil.example")])));
+        assert!(!is_same_origin_h(&headers(&[("host", "gw.example"), ("origin", "null")])));
+        assert!(!is_same_origin_h(&headers(&[("host", "gw.example"), ("sec-fetch-site", "cross-site")])));
+        assert!(is_same_origin_h(&headers(&[("host", "gw.example"), ("sec-fetch-site", "same-origin")])));
+        assert!(is_same_origin_h(&headers(&[("host", "gw.example")])), "non-browser clients send neither header");
     }
 
     #[test]
@@ -142,7 +177,11 @@ mod tests {
 
     #[test]
     fn forwarded_address_is_first_hop() {
-        let h = headers(&[("x-forwarded-for", "203.0.113.7, 10.0.0.1")]);
+        let h = headers(&[("x-forwarded-for", "198.51.100.66, 203.0.113.7")]);
+        assert_eq!(forwarded_ip(&h), "203.0.113.7".parse().ok(), "the client-supplied left entry is ignored");
+        let h = headers(&[("x-forwarded-for", "203.0.113.7:4711")]);
         assert_eq!(forwarded_ip(&h), "203.0.113.7".parse().ok());
+        let h = headers(&[("x-real-ip", "2001:db8::1")]);
+        assert_eq!(forwarded_ip(&h), "2001:db8::1".parse().ok());
     }
 }

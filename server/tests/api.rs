@@ -133,7 +133,9 @@ on_both_databases!(cross_origin_state_changes_are_refused, |app| {
 on_both_databases!(password_reset_ends_existing_sessions, |app| {
     app.login_admin().await;
     assert_eq!(app.client.get(app.url("/")).send().await.unwrap().status(), 200);
-    server::bootstrap::reset_password(&app.db.store, ADMIN_EMAIL, Some("another-password".into())).await.unwrap();
+    server::bootstrap::reset_password(&app.db.store, ADMIN_EMAIL, Some("another-password".into()), false)
+        .await
+        .unwrap();
     assert_eq!(app.client.get(app.url("/")).send().await.unwrap().status(), 303);
     let res = app.login(ADMIN_EMAIL, "another-password").await;
     assert!(res.status().is_redirection());
@@ -439,3 +441,53 @@ on_both_databases!(users_and_api_keys_rest, |app| {
     assert_eq!(key(app.client.get(app.url(&format!("/api/v1/admin/users/{uid}")))).send().await.unwrap().status(), 404);
     assert!(app.db.store.find_api_key(kid).await.unwrap().is_none());
 });
+
+on_both_databases!(accounts_refuse_unknown_proxies, |app| {
+    let body =
+        serde_json::json!({"name": "p", "platform": "anthropic", "credentials": {"api_key": "k"}, "proxy_id": 77});
+    let res = app
+        .client
+        .post(app.url("/api/v1/admin/accounts"))
+        .header("x-api-key", ADMIN_API_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["message"], "proxy_id: proxy 77 does not exist");
+    let body =
+        serde_json::json!({"name": "p", "platform": "anthropic", "credentials": {"api_key": "k"}, "proxy_id": null});
+    let res = app
+        .client
+        .post(app.url("/api/v1/admin/accounts"))
+        .header("x-api-key", ADMIN_API_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+});
+
+#[tokio::test]
+async fn reset_password_can_restore_an_administrator() {
+    let db = store::testing::TestDb::sqlite().await;
+    let user = store::repo::NewUser {
+        email: "ops@example.com".into(),
+        password_hash: "x".into(),
+        role: domain::UserRole::User,
+        status: domain::UserStatus::Disabled,
+        concurrency: 5,
+    };
+    db.store.create_user(&user).await.unwrap();
+    let env = [("SUB2API_ADMIN_EMAIL".to_owned(), "ops@example.com".to_owned())].into_iter().collect();
+    let err = server::bootstrap::ensure_admin(&db.store, &env).await.err().unwrap().to_string();
+    assert!(err.contains("--make-admin"), "{err}");
+    let password = server::bootstrap::reset_password(&db.store, "ops@example.com", None, true).await.unwrap();
+    let row = db.store.find_user_by_email("ops@example.com").await.unwrap().unwrap();
+    assert!(row.is_active_admin());
+    assert!(store::secret::verify_password(&password, &row.password_hash));
+    assert_eq!(
+        server::bootstrap::ensure_admin(&db.store, &env).await.unwrap(),
+        server::bootstrap::AdminBootstrap::Existing
+    );
+}

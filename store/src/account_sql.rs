@@ -152,6 +152,14 @@ macro_rules! impl_account_repo {
                 if done.rows_affected() == 0 { Err(StoreError::NotFound("account")) } else { Ok(()) }
             }
 
+            async fn proxy_exists(&self, id: i64) -> StoreResult<bool> {
+                let (n,): (i64,) = sqlx::query_as::<$db, (i64,)>("SELECT COUNT(*) FROM proxies WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n > 0)
+            }
+
             async fn touch_accounts_used(&self, ids: &[i64], used_at: OffsetDateTime) -> StoreResult<()> {
                 for id in ids {
                     sqlx::query::<$db>("UPDATE accounts SET last_used_at = $1 WHERE id = $2")

@@ -159,20 +159,13 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
+    // The userinfo ends at the last `@`: a password may itself contain `/`, `?`, `#` or `@`.
+    let Some((userinfo, host_and_path)) = rest.rsplit_once('@') else {
+        return url.to_owned();
     };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
-            }
-        }
-        None => url.to_owned(),
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host_and_path}"),
+        None => format!("{scheme}://{userinfo}@{host_and_path}"),
     }
 }
 
@@ -186,5 +179,6 @@ mod tests {
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
         assert_eq!(redact_url("sqlite://./data/sub2api.db"), "sqlite://./data/sub2api.db");
         assert_eq!(redact_url("redis://:pw@127.0.0.1:6379"), "redis://:***@127.0.0.1:6379");
+        assert_eq!(redact_url("postgres://app:p/w?x#y@db/x"), "postgres://app:***@db/x");
     }
 }

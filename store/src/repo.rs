@@ -285,6 +285,7 @@ pub trait AccountRepo: Send + Sync {
     ) -> StoreResult<()>;
     async fn set_account_schedulable(&self, id: i64, schedulable: bool) -> StoreResult<()>;
     async fn touch_accounts_used(&self, ids: &[i64], used_at: OffsetDateTime) -> StoreResult<()>;
+    async fn proxy_exists(&self, id: i64) -> StoreResult<bool>;
 }
 
 /// Every repository, as one object-safe trait so `Store` can hold either backend.

@@ -92,6 +92,15 @@ pub async fn get_account(store: &Store, id: i64) -> Result<AccountView, AppError
     view_of(&row, memberships(store).await?.remove(&id).unwrap_or_default(), 0)
 }
 
+async fn check_proxy(store: &Store, proxy_id: Option<i64>) -> Result<(), AppError> {
+    match proxy_id {
+        Some(id) if !store.proxy_exists(id).await? => {
+            Err(AppError::Invalid(format!("proxy_id: proxy {id} does not exist")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks that every group exists and has the account's platform.
 async fn check_groups(store: &Store, platform: Platform, group_ids: &[i64]) -> Result<(), AppError> {
     for id in group_ids {
@@ -148,6 +157,7 @@ pub async fn create_account(store: &Store, secrets: &SecretBox, input: AccountIn
     let group_ids = dedup(input.group_ids.clone().unwrap_or_default());
     let fields = input.resolve(None).map_err(|e| AppError::Invalid(e.to_string()))?;
     check_groups(store, fields.platform, &group_ids).await?;
+    check_proxy(store, fields.proxy_id).await?;
     let api_key =
         fields.api_key.as_deref().ok_or_else(|| AppError::Invalid("credentials.api_key: is required".into()))?;
     let row = store.create_account(&to_new(&fields, seal(secrets, api_key)?, group_ids.clone())?).await?;
@@ -168,6 +178,7 @@ pub async fn update_account(
     };
     let fields = input.resolve(Some(&current)).map_err(|e| AppError::Invalid(e.to_string()))?;
     check_groups(store, fields.platform, &group_ids).await?;
+    check_proxy(store, fields.proxy_id).await?;
     let sealed = match &fields.api_key {
         Some(key) => seal(secrets, key)?,
         None => row.credentials_encrypted.clone(),

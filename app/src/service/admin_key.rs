@@ -19,13 +19,14 @@ pub async fn regenerate(store: &Store) -> Result<String, AppError> {
 
 /// Stores `key` (which must start with `admin-` and be long enough) as the admin API key.
 pub async fn install(store: &Store, key: &str) -> Result<(), AppError> {
-    if !key.starts_with(PREFIX) || key.len() < PREFIX.len() + 32 {
+    if !key.starts_with(PREFIX) || key.len() < PREFIX.len() + 32 || !key.is_ascii() || key.contains(char::is_whitespace)
+    {
         return Err(AppError::Invalid(format!(
-            "the admin API key must start with `{PREFIX}` and have at least 32 characters after it"
+            "the admin API key must start with `{PREFIX}` and have at least 32 ASCII characters after it"
         )));
     }
     store.put_setting(HASH_KEY, &sha256_hex(key)).await?;
-    store.put_setting(PREFIX_KEY, &key[..PREFIX.len() + 6]).await?;
+    store.put_setting(PREFIX_KEY, key.get(..PREFIX.len() + 6).unwrap_or(PREFIX)).await?;
     Ok(())
 }
 

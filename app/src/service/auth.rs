@@ -15,6 +15,8 @@ use tower_sessions::Session;
 use crate::AppError;
 use crate::state::ClientIp;
 
+static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 const SESSION_USER: &str = "uid";
 const SESSION_TAG: &str = "pwtag";
 
@@ -23,7 +25,8 @@ fn password_tag(password_hash: &str) -> String {
 }
 
 /// Checks the credentials of an admin. Failed attempts count against both the client IP and
-/// the email; a locked key answers `TooManyAttempts` without looking at the password.
+/// the email and are counted before the password is checked, so concurrent attempts cannot
+/// exceed the limit; a locked key answers `TooManyAttempts` without looking at the password.
 pub async fn authenticate(
     store: &Store,
     throttle: &LoginThrottle,
@@ -34,12 +37,13 @@ pub async fn authenticate(
     let email = domain::validate_email(email).map_err(|_| AppError::BadCredentials)?;
     let keys = [format!("ip:{}", ip.0), format!("email:{email}")];
     let keys = [keys[0].as_str(), keys[1].as_str()];
-    if let Some(wait) = throttle.locked_for(&keys, Instant::now()) {
-        return Err(AppError::TooManyAttempts(wait.as_secs().max(1)));
-    }
+    throttle.try_begin(&keys, Instant::now()).map_err(|wait| AppError::TooManyAttempts(wait.as_secs().max(1)))?;
     let user = store.find_user_by_email(&email).await?;
     let hash = user.as_ref().map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
     let password = password.to_owned();
+    // Each argon2 check takes ~19 MiB and tens of milliseconds: cap how many run at once so a
+    // burst of sign-ins cannot exhaust memory.
+    let _permit = PASSWORD_CHECKS.acquire().await.map_err(|_| AppError::Internal)?;
     let matches =
         tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(|_| AppError::Internal)?;
     match user {
@@ -49,7 +53,6 @@ pub async fn authenticate(
             Ok(user.view()?)
         }
         _ => {
-            throttle.record_failure(&keys, Instant::now());
             tracing::info!(client_ip = %ip.0, "admin sign-in failed");
             Err(AppError::BadCredentials)
         }
@@ -91,11 +94,18 @@ fn session_error(err: tower_sessions::session::Error) -> AppError {
 }
 
 /// A post-sign-in destination that stays on this site: a path, never `//host` or a URL.
+/// Browsers drop tabs and newlines inside URLs and treat `\` like `/`, so any of those could
+/// turn `/x` into `//host`: such values are refused outright.
 pub fn safe_next(next: Option<&str>) -> String {
+    let acceptable = |p: &str| {
+        p.starts_with('/')
+            && !p.starts_with("//")
+            && !p.starts_with("/login")
+            && p.len() <= 2048
+            && !p.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    };
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") && !p.starts_with("/login") => {
-            p.to_owned()
-        }
+        Some(p) if acceptable(p) => p.to_owned(),
         _ => "/".to_owned(),
     }
 }
@@ -111,6 +121,10 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(Some("/login")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\n")), "/");
+        assert_eq!(safe_next(Some("/a\\b")), "/");
+        assert_eq!(safe_next(Some("/usage?page=2")), "/usage?page=2");
         assert_eq!(safe_next(None), "/");
     }
 }
