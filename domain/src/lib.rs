@@ -8,12 +8,14 @@ pub mod api_key;
 pub mod dashboard;
 pub mod group;
 pub mod pricing;
+pub mod usage;
 pub mod user;
 
 pub use account::{AccountFields, AccountInput, AccountKind, AccountStatus, AccountView, CredentialsInput, Platform};
 pub use api_key::{ApiKeyInput, ApiKeyStatus, ApiKeyView, CreatedApiKey};
 pub use dashboard::{AccountCounts, DashboardStats};
 pub use group::{FieldError, GroupFields, GroupInput, GroupView};
+pub use usage::{Page, UsageQuery, UsageTotals, UsageView};
 pub use user::{UserFields, UserInput, UserRole, UserStatus, UserView, validate_email, validate_password};
 
 /// A value read from storage or input that does not name a known variant.

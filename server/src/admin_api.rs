@@ -3,7 +3,7 @@
 //! Authenticated by the admin session cookie or `x-api-key: admin-…`.
 
 use app::AppError;
-use app::service::{accounts, users};
+use app::service::{accounts, usage, users};
 use app::state::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domain::{AccountInput, ApiKeyInput, GroupInput, UserInput};
+use domain::{AccountInput, ApiKeyInput, GroupInput, UsageQuery, UserInput};
 use serde::Serialize;
 use serde_json::json;
 use tower_sessions::Session;
@@ -31,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}", get(get_user_handler).put(update_user_handler).delete(delete_user_handler))
         .route("/users/{id}/api-keys", get(list_user_keys_handler).post(create_user_key_handler))
         .route("/api-keys", get(list_all_keys_handler))
+        .route("/usage", get(list_usage_handler))
+        .route("/usage/stats", get(usage_stats_handler))
         .route("/api-keys/{id}", axum::routing::put(update_key_handler).delete(delete_key_handler))
         .fallback(not_found_handler)
 }
@@ -290,6 +292,36 @@ async fn delete_key_handler(
 ) -> Result<impl IntoResponse, ApiError> {
     users::delete_api_key(&state.store, id).await?;
     Ok(Envelope(serde_json::Value::Null))
+}
+
+/// Query string whose rejection is a 400 envelope naming the problem.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|rejection| ApiError(AppError::Invalid(rejection.body_text())))
+    }
+}
+
+async fn list_usage_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(usage::list_usage(&state.store, &q).await?))
+}
+
+async fn usage_stats_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(usage::usage_stats(&state.store, &q).await?))
 }
 
 async fn not_found_handler() -> ApiError {

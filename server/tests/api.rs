@@ -491,3 +491,54 @@ async fn reset_password_can_restore_an_administrator() {
         server::bootstrap::AdminBootstrap::Existing
     );
 }
+
+on_both_databases!(usage_rest_pages_filters_and_totals, |app| {
+    let t0 = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let rows: Vec<store::NewUsage> = (0..3)
+        .map(|i| store::NewUsage {
+            request_id: format!("req-{i}"),
+            user_id: Some(7),
+            api_key_id: Some(70 + i),
+            account_id: Some(1),
+            group_id: None,
+            requested_model: "claude-sonnet-4-5".into(),
+            upstream_model: "claude-sonnet-4-5-20250929".into(),
+            input_tokens: 10,
+            output_tokens: 5,
+            cache_creation_tokens: 0,
+            cache_creation_5m_tokens: 0,
+            cache_creation_1h_tokens: 0,
+            cache_read_tokens: 0,
+            input_cost: 0.00003,
+            output_cost: 0.000075,
+            cache_creation_cost: 0.0,
+            cache_read_cost: 0.0,
+            total_cost: 0.000105,
+            actual_cost: 0.000105,
+            rate_multiplier: 1.0,
+            stream: i % 2 == 0,
+            status_code: 200,
+            error_message: String::new(),
+            duration_ms: 100,
+            first_token_ms: Some(20),
+            user_agent: String::new(),
+            created_at: t0 + time::Duration::minutes(i),
+        })
+        .collect();
+    app.db.store.insert_usage(&rows).await.unwrap();
+    let get =
+        |q: &str| app.client.get(app.url(&format!("/api/v1/admin/usage{q}"))).header("x-api-key", ADMIN_API_KEY).send();
+    let page: Value = get("?page=2&page_size=2").await.unwrap().json().await.unwrap();
+    assert_eq!(page["data"]["total"], 3);
+    assert_eq!(page["data"]["pages"], 2);
+    assert_eq!(page["data"]["items"][0]["request_id"], "req-0", "newest first, second page");
+    let one: Value = get("?api_key_id=71").await.unwrap().json().await.unwrap();
+    assert_eq!(one["data"]["items"].as_array().unwrap().len(), 1);
+    let stats: Value = get("/stats?user_id=7&model=claude-sonnet-4-5").await.unwrap().json().await.unwrap();
+    assert_eq!((stats["data"]["requests"].as_i64(), stats["data"]["output_tokens"].as_i64()), (Some(3), Some(15)));
+    let res = get("?start=yesterday").await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.json::<Value>().await.unwrap()["message"].as_str().unwrap().starts_with("start:"));
+    assert_eq!(get("?page_size=100000").await.unwrap().status(), 400);
+    assert_eq!(get("?bogus=1").await.unwrap().status(), 400, "unknown filters are refused");
+});

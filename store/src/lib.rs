@@ -17,11 +17,12 @@ pub mod session;
 mod sql;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod usage_sql;
 
 pub use db::{Backend, PoolStats, Store};
 pub use repo::{
-    AccountRepo, AccountRow, ApiKeyFields, ApiKeyRepo, ApiKeyRow, GroupRepo, GroupRow, NewAccount, Repos, SessionRepo,
-    SettingRepo, StatsRepo, UserRepo, UserRow, UserUpdate,
+    AccountRepo, AccountRow, ApiKeyFields, ApiKeyRepo, ApiKeyRow, GroupRepo, GroupRow, NewAccount, NewUsage, Repos,
+    SessionRepo, SettingRepo, StatsRepo, UsageFilter, UsageRepo, UsageRow, UserRepo, UserRow, UserUpdate,
 };
 
 /// Failures of the storage layer. Callers map them to their protocol; the text of

@@ -288,12 +288,137 @@ pub trait AccountRepo: Send + Sync {
     async fn proxy_exists(&self, id: i64) -> StoreResult<bool>;
 }
 
+/// A `usage_logs` row as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UsageRow {
+    pub id: i64,
+    pub request_id: String,
+    pub user_id: Option<i64>,
+    pub api_key_id: Option<i64>,
+    pub account_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub requested_model: String,
+    pub upstream_model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub cache_creation_5m_tokens: i64,
+    pub cache_creation_1h_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub input_cost: f64,
+    pub output_cost: f64,
+    pub cache_creation_cost: f64,
+    pub cache_read_cost: f64,
+    pub total_cost: f64,
+    pub actual_cost: f64,
+    pub rate_multiplier: f64,
+    pub stream: bool,
+    pub status_code: i32,
+    pub error_message: String,
+    pub duration_ms: i64,
+    pub first_token_ms: Option<i64>,
+    pub user_agent: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl UsageRow {
+    pub fn view(&self) -> domain::UsageView {
+        domain::UsageView {
+            id: self.id,
+            request_id: self.request_id.clone(),
+            user_id: self.user_id,
+            api_key_id: self.api_key_id,
+            account_id: self.account_id,
+            group_id: self.group_id,
+            requested_model: self.requested_model.clone(),
+            upstream_model: self.upstream_model.clone(),
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cache_creation_tokens: self.cache_creation_tokens,
+            cache_creation_5m_tokens: self.cache_creation_5m_tokens,
+            cache_creation_1h_tokens: self.cache_creation_1h_tokens,
+            cache_read_tokens: self.cache_read_tokens,
+            total_cost: self.total_cost,
+            actual_cost: self.actual_cost,
+            rate_multiplier: self.rate_multiplier,
+            stream: self.stream,
+            status_code: self.status_code,
+            error_message: self.error_message.clone(),
+            duration_ms: self.duration_ms,
+            first_token_ms: self.first_token_ms,
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+/// One usage row to write (the usage writer batches these).
+#[derive(Debug, Clone)]
+pub struct NewUsage {
+    pub request_id: String,
+    pub user_id: Option<i64>,
+    pub api_key_id: Option<i64>,
+    pub account_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub requested_model: String,
+    pub upstream_model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub cache_creation_5m_tokens: i64,
+    pub cache_creation_1h_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub input_cost: f64,
+    pub output_cost: f64,
+    pub cache_creation_cost: f64,
+    pub cache_read_cost: f64,
+    pub total_cost: f64,
+    pub actual_cost: f64,
+    pub rate_multiplier: f64,
+    pub stream: bool,
+    pub status_code: i32,
+    pub error_message: String,
+    pub duration_ms: i64,
+    pub first_token_ms: Option<i64>,
+    pub user_agent: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// Which usage rows a list or total covers; `end` is exclusive.
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    pub user_id: Option<i64>,
+    pub api_key_id: Option<i64>,
+    pub account_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub model: Option<String>,
+    pub start: Option<OffsetDateTime>,
+    pub end: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+pub trait UsageRepo: Send + Sync {
+    /// Writes the rows in one transaction.
+    async fn insert_usage(&self, rows: &[NewUsage]) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_usage(&self, filter: &UsageFilter, offset: i64, limit: i64) -> StoreResult<Vec<UsageRow>>;
+    async fn usage_totals(&self, filter: &UsageFilter) -> StoreResult<domain::UsageTotals>;
+}
+
 /// Every repository, as one object-safe trait so `Store` can hold either backend.
 pub trait Repos:
-    UserRepo + SettingRepo + StatsRepo + SessionRepo + GroupRepo + AccountRepo + ApiKeyRepo + Send + Sync
+    UserRepo + SettingRepo + StatsRepo + SessionRepo + GroupRepo + AccountRepo + ApiKeyRepo + UsageRepo + Send + Sync
 {
 }
 impl<T> Repos for T where
-    T: UserRepo + SettingRepo + StatsRepo + SessionRepo + GroupRepo + AccountRepo + ApiKeyRepo + Send + Sync
+    T: UserRepo
+        + SettingRepo
+        + StatsRepo
+        + SessionRepo
+        + GroupRepo
+        + AccountRepo
+        + ApiKeyRepo
+        + UsageRepo
+        + Send
+        + Sync
 {
 }

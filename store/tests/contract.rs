@@ -248,3 +248,86 @@ contract!(users_update_list_and_delete_cascades_keys, |store: Store| async move 
     let missing = store.update_user(u.id, &update).await;
     assert!(matches!(missing, Err(StoreError::NotFound("user"))), "{missing:?}");
 });
+
+fn usage(request_id: &str, user_id: i64, model: &str, created_at: OffsetDateTime) -> store::NewUsage {
+    store::NewUsage {
+        request_id: request_id.into(),
+        user_id: Some(user_id),
+        api_key_id: Some(10 + user_id),
+        account_id: Some(100),
+        group_id: None,
+        requested_model: model.into(),
+        upstream_model: model.into(),
+        input_tokens: 100,
+        output_tokens: 20,
+        cache_creation_tokens: 30,
+        cache_creation_5m_tokens: 10,
+        cache_creation_1h_tokens: 20,
+        cache_read_tokens: 5,
+        input_cost: 0.0003,
+        output_cost: 0.0003,
+        cache_creation_cost: 0.0001,
+        cache_read_cost: 0.000_001_5,
+        total_cost: 0.000_701_5,
+        actual_cost: 0.001_403,
+        rate_multiplier: 2.0,
+        stream: true,
+        status_code: 200,
+        error_message: String::new(),
+        duration_ms: 1234,
+        first_token_ms: Some(87),
+        user_agent: "claude-cli/2.1".into(),
+        created_at,
+    }
+}
+
+contract!(usage_insert_filter_page_and_totals, |store: Store| async move {
+    let empty = store.usage_totals(&store::UsageFilter::default()).await.expect("totals");
+    assert_eq!(empty, domain::UsageTotals::default());
+    let t0 = OffsetDateTime::now_utc() - Duration::hours(2);
+    let rows: Vec<_> = (0..5)
+        .map(|i| {
+            usage(
+                &format!("req-{i}"),
+                1 + i % 2,
+                if i < 3 { "claude-a" } else { "claude-b" },
+                t0 + Duration::minutes(i),
+            )
+        })
+        .collect();
+    store.insert_usage(&rows).await.expect("insert");
+
+    let all = store.list_usage(&store::UsageFilter::default(), 0, 10).await.expect("list");
+    assert_eq!(
+        all.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(),
+        ["req-4", "req-3", "req-2", "req-1", "req-0"]
+    );
+    let first = &all[4];
+    assert_eq!(
+        (first.cache_creation_5m_tokens, first.cache_creation_1h_tokens, first.first_token_ms),
+        (10, 20, Some(87))
+    );
+    assert!(first.stream && (first.actual_cost - 0.001_403).abs() < 1e-12);
+
+    let page = store.list_usage(&store::UsageFilter::default(), 2, 2).await.expect("page");
+    assert_eq!(page.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(), ["req-2", "req-1"]);
+
+    let by_user = store::UsageFilter { user_id: Some(1), ..Default::default() };
+    assert_eq!(store.list_usage(&by_user, 0, 10).await.expect("list").len(), 3);
+    let by_model = store::UsageFilter { model: Some("claude-b".into()), ..Default::default() };
+    let totals = store.usage_totals(&by_model).await.expect("totals");
+    assert_eq!((totals.requests, totals.input_tokens, totals.cache_read_tokens), (2, 200, 10));
+    assert!((totals.actual_cost - 2.0 * 0.001_403).abs() < 1e-12);
+    let window = store::UsageFilter {
+        start: Some(t0 + Duration::minutes(1)),
+        end: Some(t0 + Duration::minutes(3)),
+        ..Default::default()
+    };
+    let in_window = store.list_usage(&window, 0, 10).await.expect("list");
+    assert_eq!(
+        in_window.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(),
+        ["req-2", "req-1"],
+        "end is exclusive"
+    );
+    assert_eq!(store.usage_totals(&window).await.expect("totals").requests, 2);
+});

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin_key;
 pub mod auth;
 pub mod groups;
+pub mod usage;
 pub mod users;
 
 use domain::DashboardStats;
