@@ -8,9 +8,12 @@
 //!   and for the account's health (rate-limited, overloaded, error).
 //! - [`usage`]: token usage extraction from Anthropic and OpenAI responses and SSE streams.
 //! - [`sticky`]: the sticky-session key that pins a conversation to one account.
+//! - [`usage_writer`]: the bounded, batching writer that records usage rows off the hot path
+//!   and drains on shutdown.
 
 pub mod cooldown;
 pub mod sticky;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod usage;
+pub mod usage_writer;

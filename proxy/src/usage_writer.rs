@@ -1,0 +1,176 @@
+//! Writes usage rows off the hot path. Requests hand their row to a bounded channel and move
+//! on; one task batches rows into transactions. Nothing is dropped: when the channel is full
+//! the row waits in a spawned task instead of blocking the response. On shutdown the writer
+//! drains everything it has been given before it stops.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use store::{NewUsage, Store};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Rows written in one transaction at most.
+const MAX_BATCH: usize = 256;
+/// Attempts per batch before its rows are given up (and logged).
+const MAX_ATTEMPTS: u32 = 5;
+
+/// Counters for `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub written: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// The sending side; cheap to clone, one per request path.
+#[derive(Clone)]
+pub struct UsageWriter {
+    tx: mpsc::Sender<NewUsage>,
+    stats: Arc<WriterStats>,
+}
+
+/// Owns the writer task; `close` drains it.
+pub struct UsageWriterTask {
+    handle: JoinHandle<()>,
+}
+
+impl UsageWriter {
+    /// Starts the writer task with room for `capacity` queued rows.
+    pub fn spawn(store: Store, capacity: usize) -> (UsageWriter, UsageWriterTask) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let stats = Arc::new(WriterStats::default());
+        let handle = tokio::spawn(run(store, rx, stats.clone()));
+        (UsageWriter { tx, stats }, UsageWriterTask { handle })
+    }
+
+    /// Queues a row without waiting. When the queue is full the row is handed to a task that
+    /// waits for room, so a burst never loses rows and never stalls the caller.
+    pub fn record(&self, row: NewUsage) {
+        match self.tx.try_send(row) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(row)) => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    if tx.send(row).await.is_err() {
+                        tracing::error!("usage writer stopped before a queued row could be handed over");
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("usage row recorded after the writer stopped");
+            }
+        }
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+}
+
+impl UsageWriterTask {
+    /// Waits until every row handed over before all `UsageWriter`s were dropped is written,
+    /// or `timeout` passes. Returns `true` when the queue drained.
+    pub async fn close(self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.handle).await.is_ok()
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<NewUsage>, stats: Arc<WriterStats>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // `recv_many` returns 0 only when every sender is gone and the queue is empty.
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        write_batch(&store, &batch, &stats).await;
+        batch.clear();
+    }
+}
+
+async fn write_batch(store: &Store, batch: &[NewUsage], stats: &WriterStats) {
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=MAX_ATTEMPTS {
+        match store.insert_usage(batch).await {
+            Ok(()) => {
+                stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                return;
+            }
+            Err(e) if attempt < MAX_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, rows = batch.len(), "writing usage rows failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                stats.failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                let ids: Vec<&str> = batch.iter().map(|r| r.request_id.as_str()).collect();
+                tracing::error!(error = %e, rows = batch.len(), request_ids = ?ids, "usage rows could not be written");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::testing::TestDb;
+
+    fn row(i: usize) -> NewUsage {
+        NewUsage {
+            request_id: format!("req-{i}"),
+            user_id: Some(1),
+            api_key_id: Some(1),
+            account_id: Some(1),
+            group_id: None,
+            requested_model: "m".into(),
+            upstream_model: "m".into(),
+            input_tokens: 1,
+            output_tokens: 1,
+            cache_creation_tokens: 0,
+            cache_creation_5m_tokens: 0,
+            cache_creation_1h_tokens: 0,
+            cache_read_tokens: 0,
+            input_cost: 0.0,
+            output_cost: 0.0,
+            cache_creation_cost: 0.0,
+            cache_read_cost: 0.0,
+            total_cost: 0.0,
+            actual_cost: 0.0,
+            rate_multiplier: 1.0,
+            stream: false,
+            status_code: 200,
+            error_message: String::new(),
+            duration_ms: 1,
+            first_token_ms: None,
+            user_agent: String::new(),
+            created_at: time::OffsetDateTime::now_utc(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_beyond_capacity_is_fully_written_and_drained_on_close() {
+        let db = TestDb::sqlite().await;
+        let (writer, task) = UsageWriter::spawn(db.store.clone(), 8);
+        for i in 0..1000 {
+            writer.record(row(i));
+        }
+        // Rows parked in overflow tasks hold their own senders, so closing waits for them too.
+        let stats = Arc::clone(&writer.stats);
+        drop(writer);
+        assert!(task.close(Duration::from_secs(30)).await, "the queue drains");
+        assert_eq!(stats.written.load(Ordering::Relaxed), 1000);
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 0);
+        let totals = db.store.usage_totals(&store::UsageFilter::default()).await.unwrap();
+        assert_eq!(totals.requests, 1000, "every row reached the database exactly once");
+    }
+
+    #[tokio::test]
+    async fn rows_queued_before_close_are_not_lost() {
+        let db = TestDb::sqlite().await;
+        let (writer, task) = UsageWriter::spawn(db.store.clone(), 64);
+        for i in 0..20 {
+            writer.record(row(i));
+        }
+        drop(writer);
+        assert!(task.close(Duration::from_secs(10)).await);
+        assert_eq!(db.store.usage_totals(&store::UsageFilter::default()).await.unwrap().requests, 20);
+    }
+}
