@@ -305,6 +305,8 @@ on_both_databases!(accounts_rest_never_returns_the_credential, |app| {
 
     let row = app.db.store.find_account(id).await.unwrap().unwrap();
     assert!(!row.credentials_encrypted.contains("sk-ant"), "encrypted at rest");
+    let secrets = store::cipher::SecretBox::from_key_text(&"ab".repeat(32)).unwrap();
+    assert_eq!(app::service::accounts::open_api_key(&secrets, &row).unwrap(), "sk-ant-very-secret");
 
     let wrong_group =
         serde_json::json!({"name": "x", "platform": "openai", "credentials": {"api_key": "k"}, "group_ids": [gid]});

@@ -8,6 +8,7 @@
 mod account_sql;
 pub mod cipher;
 pub mod coord;
+pub mod credentials;
 pub mod db;
 mod group_sql;
 mod key_sql;

@@ -4,24 +4,11 @@
 use std::collections::HashMap;
 
 use domain::{AccountFields, AccountInput, AccountView, Platform};
-use serde::{Deserialize, Serialize};
 use store::cipher::SecretBox;
+use store::credentials::{AccountExtra, StoredCredentials};
 use store::{AccountRow, NewAccount, Store};
 
 use crate::AppError;
-
-/// What the sealed `credentials_encrypted` column holds.
-#[derive(Serialize, Deserialize)]
-struct StoredCredentials {
-    api_key: String,
-}
-
-/// Plain (non-secret) per-account settings kept in the `extra` JSON column.
-#[derive(Serialize, Deserialize, Default)]
-struct Extra {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    base_url: Option<String>,
-}
 
 fn not_found() -> AppError {
     AppError::NotFound("account".into())
@@ -33,7 +20,7 @@ fn corrupt(what: &str) -> AppError {
 }
 
 fn fields_of(row: &AccountRow) -> Result<AccountFields, AppError> {
-    let extra: Extra = serde_json::from_str(&row.extra).map_err(|_| corrupt("extra"))?;
+    let extra: AccountExtra = serde_json::from_str(&row.extra).map_err(|_| corrupt("extra"))?;
     Ok(AccountFields {
         name: row.name.clone(),
         notes: row.notes.clone(),
@@ -120,7 +107,7 @@ async fn check_groups(store: &Store, platform: Platform, group_ids: &[i64]) -> R
 }
 
 fn to_new(fields: &AccountFields, credentials_encrypted: String, group_ids: Vec<i64>) -> Result<NewAccount, AppError> {
-    let extra = Extra { base_url: fields.base_url.clone() };
+    let extra = AccountExtra { base_url: fields.base_url.clone() };
     Ok(NewAccount {
         name: fields.name.clone(),
         notes: fields.notes.clone(),
@@ -137,20 +124,16 @@ fn to_new(fields: &AccountFields, credentials_encrypted: String, group_ids: Vec<
     })
 }
 
-fn seal(secrets: &SecretBox, api_key: &str) -> Result<String, AppError> {
-    let json =
-        serde_json::to_string(&StoredCredentials { api_key: api_key.to_owned() }).map_err(|_| AppError::Internal)?;
-    Ok(secrets.seal_str(&json))
+fn seal(secrets: &SecretBox, api_key: &str) -> String {
+    StoredCredentials { api_key: api_key.to_owned() }.seal(secrets)
 }
 
 /// The upstream API key of an account, for the gateway and the account test.
 pub fn open_api_key(secrets: &SecretBox, row: &AccountRow) -> Result<String, AppError> {
-    let json = secrets.open_string(&row.credentials_encrypted).map_err(|e| {
+    StoredCredentials::open(secrets, &row.credentials_encrypted).map(|c| c.api_key).map_err(|e| {
         tracing::error!(account_id = row.id, error = %e, "cannot open stored credentials");
         AppError::Internal
-    })?;
-    let creds: StoredCredentials = serde_json::from_str(&json).map_err(|_| corrupt("credentials"))?;
-    Ok(creds.api_key)
+    })
 }
 
 pub async fn create_account(store: &Store, secrets: &SecretBox, input: AccountInput) -> Result<AccountView, AppError> {
@@ -160,7 +143,7 @@ pub async fn create_account(store: &Store, secrets: &SecretBox, input: AccountIn
     check_proxy(store, fields.proxy_id).await?;
     let api_key =
         fields.api_key.as_deref().ok_or_else(|| AppError::Invalid("credentials.api_key: is required".into()))?;
-    let row = store.create_account(&to_new(&fields, seal(secrets, api_key)?, group_ids.clone())?).await?;
+    let row = store.create_account(&to_new(&fields, seal(secrets, api_key), group_ids.clone())?).await?;
     view_of(&row, group_ids, 0)
 }
 
@@ -180,7 +163,7 @@ pub async fn update_account(
     check_groups(store, fields.platform, &group_ids).await?;
     check_proxy(store, fields.proxy_id).await?;
     let sealed = match &fields.api_key {
-        Some(key) => seal(secrets, key)?,
+        Some(key) => seal(secrets, key),
         None => row.credentials_encrypted.clone(),
     };
     let row = store.update_account(id, &to_new(&fields, sealed, group_ids.clone())?).await?;
