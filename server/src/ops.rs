@@ -112,6 +112,11 @@ pub struct OpsState {
     pub metrics: Metrics,
 }
 
+/// Answers a client's reachability probe at once, without touching the database.
+pub async fn preflight_handler() -> StatusCode {
+    StatusCode::OK
+}
+
 pub async fn health_handler() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }

@@ -233,6 +233,9 @@ fn build_router(
         .route("/health", get(ops::health_handler))
         .route("/ready", get(ops::ready_handler))
         .route("/metrics", get(ops::metrics_handler))
+        // Claude Code probes the base URL with `HEAD /` (or `HEAD /v1`) before its first request.
+        .route("/", axum::routing::head(ops::preflight_handler))
+        .route("/v1", axum::routing::head(ops::preflight_handler))
         .with_state(ops_state);
 
     Ok(Router::new()

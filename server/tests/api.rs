@@ -25,6 +25,15 @@ on_both_databases!(health_ready_and_metrics, |app| {
     assert!(text.contains("sub2api_db_pool_max_connections"), "{text}");
 });
 
+on_both_databases!(head_probes_answer_at_once, |app| {
+    for path in ["/", "/v1"] {
+        let res = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "HEAD {path}");
+    }
+    let res = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), 303, "GET / is still the signed-in dashboard");
+});
+
 on_both_databases!(every_response_has_a_request_id, |app| {
     let res = app.client.get(app.url("/health")).send().await.unwrap();
     let id = res.headers().get("x-request-id").expect("request id").to_str().unwrap().to_owned();
