@@ -4,14 +4,19 @@
 //! The modules below are the pure, I/O-free policy pieces of that pipeline; they take parsed
 //! inputs and a clock value and return decisions, so they are unit-tested without a server.
 //!
+//! - [`auth`]: which API key a request presents and why it may be refused.
 //! - [`cooldown`]: what an upstream failure means for the request (fail over or pass through)
 //!   and for the account's health (rate-limited, overloaded, error).
 //! - [`usage`]: token usage extraction from Anthropic and OpenAI responses and SSE streams.
 //! - [`sticky`]: the sticky-session key that pins a conversation to one account.
+//! - [`snapshot`]: the in-process view of keys, users, groups and accounts (credentials
+//!   opened) that the hot path reads instead of the database.
 //! - [`usage_writer`]: the bounded, batching writer that records usage rows off the hot path
 //!   and drains on shutdown.
 
+pub mod auth;
 pub mod cooldown;
+pub mod snapshot;
 pub mod sticky;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,0 +1,234 @@
+//! The gateway's in-process view of keys, users, groups and accounts, so the hot path never
+//! reads the database. A `Snapshot` is immutable; `SnapshotCell::refresh` builds a new one
+//! from the store and swaps it in (after admin changes, and periodically as a safety net).
+//!
+//! It must not hold anything that changes per request (slots, cooldowns set at run time):
+//! that lives in the `Coordinator`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use domain::{AccountKind, AccountStatus, ApiKeyStatus, Platform, UserStatus};
+use store::cipher::SecretBox;
+use store::credentials::{AccountExtra, StoredCredentials};
+use store::{Store, StoreError};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    pub id: i64,
+    pub user_id: i64,
+    pub group_id: Option<i64>,
+    pub status: ApiKeyStatus,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserEntry {
+    pub id: i64,
+    pub status: UserStatus,
+    pub concurrency: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupEntry {
+    pub id: i64,
+    pub name: String,
+    pub platform: Platform,
+    pub rate_multiplier: f64,
+    /// Member accounts, by id.
+    pub account_ids: Vec<i64>,
+}
+
+/// An account ready to serve: its credential already opened.
+#[derive(Clone)]
+pub struct AccountEntry {
+    pub id: i64,
+    pub name: String,
+    pub platform: Platform,
+    pub kind: AccountKind,
+    pub api_key: String,
+    pub base_url: Option<String>,
+    pub model_mapping: BTreeMap<String, String>,
+    pub concurrency: i32,
+    pub priority: i32,
+    pub status: AccountStatus,
+    pub schedulable: bool,
+    pub rate_limit_reset_at: Option<OffsetDateTime>,
+    pub overload_until: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for AccountEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountEntry").field("id", &self.id).field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Everything the hot path needs, as of one load.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// By SHA-256 of the key.
+    pub keys: HashMap<String, KeyEntry>,
+    pub users: HashMap<i64, UserEntry>,
+    pub groups: HashMap<i64, GroupEntry>,
+    pub accounts: HashMap<i64, AccountEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored value is invalid: {0}")]
+    Corrupt(String),
+}
+
+fn corrupt(what: impl std::fmt::Display) -> SnapshotError {
+    SnapshotError::Corrupt(what.to_string())
+}
+
+impl Snapshot {
+    /// Reads every key, user, group and account. Accounts whose credential cannot be opened
+    /// are left out (and logged): they cannot serve anyway.
+    pub async fn load(store: &Store, secrets: &SecretBox) -> Result<Snapshot, SnapshotError> {
+        let mut snap = Snapshot::default();
+        for u in store.list_users().await? {
+            let status = u.status()?;
+            snap.users.insert(u.id, UserEntry { id: u.id, status, concurrency: u.concurrency });
+        }
+        for k in store.list_api_keys(None).await? {
+            let status = k.status.parse().map_err(corrupt)?;
+            let entry =
+                KeyEntry { id: k.id, user_id: k.user_id, group_id: k.group_id, status, expires_at: k.expires_at };
+            snap.keys.insert(k.key_hash, entry);
+        }
+        for g in store.list_groups().await? {
+            let entry = GroupEntry {
+                id: g.id,
+                name: g.name.clone(),
+                platform: g.platform.parse().map_err(corrupt)?,
+                rate_multiplier: g.rate_multiplier,
+                account_ids: Vec::new(),
+            };
+            snap.groups.insert(g.id, entry);
+        }
+        for a in store.list_accounts().await? {
+            let credentials = match StoredCredentials::open(secrets, &a.credentials_encrypted) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(account_id = a.id, error = %e, "account left out: its credential cannot be opened");
+                    continue;
+                }
+            };
+            let extra: AccountExtra = serde_json::from_str(&a.extra).map_err(corrupt)?;
+            let entry = AccountEntry {
+                id: a.id,
+                name: a.name.clone(),
+                platform: a.platform.parse().map_err(corrupt)?,
+                kind: a.kind.parse().map_err(corrupt)?,
+                api_key: credentials.api_key,
+                base_url: extra.base_url,
+                model_mapping: serde_json::from_str(&a.model_mapping).map_err(corrupt)?,
+                concurrency: a.concurrency,
+                priority: a.priority,
+                status: a.status.parse().map_err(corrupt)?,
+                schedulable: a.schedulable,
+                rate_limit_reset_at: a.rate_limit_reset_at,
+                overload_until: a.overload_until,
+                last_used_at: a.last_used_at,
+            };
+            snap.accounts.insert(a.id, entry);
+        }
+        for (account_id, group_id) in store.account_memberships().await? {
+            if let (Some(group), true) = (snap.groups.get_mut(&group_id), snap.accounts.contains_key(&account_id)) {
+                group.account_ids.push(account_id);
+            }
+        }
+        Ok(snap)
+    }
+}
+
+/// The current snapshot, swapped atomically on refresh. Readers take an `Arc` and never block
+/// a refresh for longer than a pointer copy.
+pub struct SnapshotCell {
+    store: Store,
+    secrets: SecretBox,
+    /// A std lock: held only to clone or replace the `Arc`, never across `.await`.
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl SnapshotCell {
+    pub async fn load(store: Store, secrets: SecretBox) -> Result<SnapshotCell, SnapshotError> {
+        let snap = Snapshot::load(&store, &secrets).await?;
+        Ok(SnapshotCell { store, secrets, current: RwLock::new(Arc::new(snap)) })
+    }
+
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Rebuilds from the store; on failure the previous snapshot stays in place.
+    pub async fn refresh(&self) -> Result<(), SnapshotError> {
+        let snap = Arc::new(Snapshot::load(&self.store, &self.secrets).await?);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = snap;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::testing::TestDb;
+
+    #[tokio::test]
+    async fn loads_open_credentials_and_memberships_and_refreshes() {
+        let db = TestDb::sqlite().await;
+        let secrets = SecretBox::from_key_text(&"ab".repeat(32)).unwrap();
+        let other = SecretBox::from_key_text(&"cd".repeat(32)).unwrap();
+        let group = domain::GroupFields {
+            name: "g".into(),
+            description: String::new(),
+            platform: Platform::Anthropic,
+            rate_multiplier: 1.5,
+        };
+        let g = db.store.create_group(&group).await.unwrap();
+        let account = |name: &str, sealed: String| store::NewAccount {
+            name: name.into(),
+            notes: String::new(),
+            platform: "anthropic".into(),
+            kind: "apikey".into(),
+            credentials_encrypted: sealed,
+            extra: r#"{"base_url":"http://127.0.0.1:1"}"#.into(),
+            model_mapping: "{}".into(),
+            proxy_id: None,
+            concurrency: 2,
+            priority: 10,
+            schedulable: true,
+            group_ids: vec![g.id],
+        };
+        let good = db
+            .store
+            .create_account(&account("good", StoredCredentials { api_key: "sk-ant-good".into() }.seal(&secrets)))
+            .await
+            .unwrap();
+        db.store
+            .create_account(&account("foreign", StoredCredentials { api_key: "x".into() }.seal(&other)))
+            .await
+            .unwrap();
+
+        let cell = SnapshotCell::load(db.store.clone(), secrets).await.unwrap();
+        let snap = cell.current();
+        assert_eq!(snap.accounts.len(), 1, "an account sealed with another key is left out");
+        let entry = &snap.accounts[&good.id];
+        assert_eq!((entry.api_key.as_str(), entry.base_url.as_deref()), ("sk-ant-good", Some("http://127.0.0.1:1")));
+        assert!(!format!("{entry:?}").contains("sk-ant"), "Debug never shows the credential");
+        assert_eq!(snap.groups[&g.id].account_ids, vec![good.id]);
+        assert_eq!(snap.groups[&g.id].rate_multiplier, 1.5);
+
+        db.store.delete_account(good.id).await.unwrap();
+        assert_eq!(cell.current().accounts.len(), 1, "unchanged until refreshed");
+        cell.refresh().await.unwrap();
+        assert!(cell.current().accounts.is_empty());
+        assert!(cell.current().groups[&g.id].account_ids.is_empty());
+    }
+}
