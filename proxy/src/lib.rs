@@ -9,6 +9,7 @@
 //!   and for the account's health (rate-limited, overloaded, error).
 //! - [`usage`]: token usage extraction from Anthropic and OpenAI responses and SSE streams.
 //! - [`sticky`]: the sticky-session key that pins a conversation to one account.
+//! - [`error`]: the gateway's own errors in the caller's protocol (Anthropic, OpenAI, Google).
 //! - [`schedule`]: which accounts of a group may serve a model now, in the order to try.
 //! - [`snapshot`]: the in-process view of keys, users, groups and accounts (credentials
 //!   opened) that the hot path reads instead of the database.
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod cooldown;
+pub mod error;
 pub mod schedule;
 pub mod snapshot;
 pub mod sticky;
