@@ -288,71 +288,47 @@ pub trait AccountRepo: Send + Sync {
     async fn proxy_exists(&self, id: i64) -> StoreResult<bool>;
 }
 
-/// A `usage_logs` row as stored.
+/// A `usage_logs` row as stored: its id and the written fields.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UsageRow {
     pub id: i64,
-    pub request_id: String,
-    pub user_id: Option<i64>,
-    pub api_key_id: Option<i64>,
-    pub account_id: Option<i64>,
-    pub group_id: Option<i64>,
-    pub requested_model: String,
-    pub upstream_model: String,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cache_creation_tokens: i64,
-    pub cache_creation_5m_tokens: i64,
-    pub cache_creation_1h_tokens: i64,
-    pub cache_read_tokens: i64,
-    pub input_cost: f64,
-    pub output_cost: f64,
-    pub cache_creation_cost: f64,
-    pub cache_read_cost: f64,
-    pub total_cost: f64,
-    pub actual_cost: f64,
-    pub rate_multiplier: f64,
-    pub stream: bool,
-    pub status_code: i32,
-    pub error_message: String,
-    pub duration_ms: i64,
-    pub first_token_ms: Option<i64>,
-    pub user_agent: String,
-    pub created_at: OffsetDateTime,
+    #[sqlx(flatten)]
+    pub data: NewUsage,
 }
 
 impl UsageRow {
     pub fn view(&self) -> domain::UsageView {
+        let d = &self.data;
         domain::UsageView {
             id: self.id,
-            request_id: self.request_id.clone(),
-            user_id: self.user_id,
-            api_key_id: self.api_key_id,
-            account_id: self.account_id,
-            group_id: self.group_id,
-            requested_model: self.requested_model.clone(),
-            upstream_model: self.upstream_model.clone(),
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-            cache_creation_tokens: self.cache_creation_tokens,
-            cache_creation_5m_tokens: self.cache_creation_5m_tokens,
-            cache_creation_1h_tokens: self.cache_creation_1h_tokens,
-            cache_read_tokens: self.cache_read_tokens,
-            total_cost: self.total_cost,
-            actual_cost: self.actual_cost,
-            rate_multiplier: self.rate_multiplier,
-            stream: self.stream,
-            status_code: self.status_code,
-            error_message: self.error_message.clone(),
-            duration_ms: self.duration_ms,
-            first_token_ms: self.first_token_ms,
-            created_at: rfc3339(self.created_at),
+            request_id: d.request_id.clone(),
+            user_id: d.user_id,
+            api_key_id: d.api_key_id,
+            account_id: d.account_id,
+            group_id: d.group_id,
+            requested_model: d.requested_model.clone(),
+            upstream_model: d.upstream_model.clone(),
+            input_tokens: d.input_tokens,
+            output_tokens: d.output_tokens,
+            cache_creation_tokens: d.cache_creation_tokens,
+            cache_creation_5m_tokens: d.cache_creation_5m_tokens,
+            cache_creation_1h_tokens: d.cache_creation_1h_tokens,
+            cache_read_tokens: d.cache_read_tokens,
+            total_cost: d.total_cost,
+            actual_cost: d.actual_cost,
+            rate_multiplier: d.rate_multiplier,
+            stream: d.stream,
+            status_code: d.status_code,
+            error_message: d.error_message.clone(),
+            duration_ms: d.duration_ms,
+            first_token_ms: d.first_token_ms,
+            created_at: rfc3339(d.created_at),
         }
     }
 }
 
 /// One usage row to write (the usage writer batches these).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NewUsage {
     pub request_id: String,
     pub user_id: Option<i64>,

@@ -299,10 +299,10 @@ contract!(usage_insert_filter_page_and_totals, |store: Store| async move {
 
     let all = store.list_usage(&store::UsageFilter::default(), 0, 10).await.expect("list");
     assert_eq!(
-        all.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(),
+        all.iter().map(|r| r.data.request_id.as_str()).collect::<Vec<_>>(),
         ["req-4", "req-3", "req-2", "req-1", "req-0"]
     );
-    let first = &all[4];
+    let first = &all[4].data;
     assert_eq!(
         (first.cache_creation_5m_tokens, first.cache_creation_1h_tokens, first.first_token_ms),
         (10, 20, Some(87))
@@ -310,7 +310,7 @@ contract!(usage_insert_filter_page_and_totals, |store: Store| async move {
     assert!(first.stream && (first.actual_cost - 0.001_403).abs() < 1e-12);
 
     let page = store.list_usage(&store::UsageFilter::default(), 2, 2).await.expect("page");
-    assert_eq!(page.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(), ["req-2", "req-1"]);
+    assert_eq!(page.iter().map(|r| r.data.request_id.as_str()).collect::<Vec<_>>(), ["req-2", "req-1"]);
 
     let by_user = store::UsageFilter { user_id: Some(1), ..Default::default() };
     assert_eq!(store.list_usage(&by_user, 0, 10).await.expect("list").len(), 3);
@@ -325,7 +325,7 @@ contract!(usage_insert_filter_page_and_totals, |store: Store| async move {
     };
     let in_window = store.list_usage(&window, 0, 10).await.expect("list");
     assert_eq!(
-        in_window.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(),
+        in_window.iter().map(|r| r.data.request_id.as_str()).collect::<Vec<_>>(),
         ["req-2", "req-1"],
         "end is exclusive"
     );
