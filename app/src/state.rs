@@ -16,6 +16,9 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     /// Seals and opens upstream credentials stored in the database.
     pub secrets: store::cipher::SecretBox,
+    /// The relay: its snapshot is reloaded after admin changes; in-flight counts, cooldowns
+    /// and account tests go through it.
+    pub gateway: Arc<proxy::gateway::Gateway>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -87,6 +87,22 @@ pub struct AccountView {
 
 /// Credentials sent when creating or updating an API-key account. Write-only: no response
 /// ever contains them.
+/// The outcome of an admin "test this account" request: a small prompt sent through that
+/// account alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountTestResult {
+    pub success: bool,
+    /// The upstream status, absent when no answer arrived.
+    pub status: Option<u16>,
+    /// The model asked for (before the account's mapping).
+    pub model: String,
+    pub latency_ms: u64,
+    /// The streamed answer text (on success).
+    pub text: String,
+    /// What went wrong (failure).
+    pub error: Option<String>,
+}
+
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsInput {

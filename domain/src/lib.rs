@@ -11,7 +11,9 @@ pub mod pricing;
 pub mod usage;
 pub mod user;
 
-pub use account::{AccountFields, AccountInput, AccountKind, AccountStatus, AccountView, CredentialsInput, Platform};
+pub use account::{
+    AccountFields, AccountInput, AccountKind, AccountStatus, AccountTestResult, AccountView, CredentialsInput, Platform,
+};
 pub use api_key::{ApiKeyInput, ApiKeyStatus, ApiKeyView, CreatedApiKey};
 pub use dashboard::{AccountCounts, DashboardStats};
 pub use group::{FieldError, GroupFields, GroupInput, GroupView};

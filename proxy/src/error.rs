@@ -32,6 +32,12 @@ pub enum ProxyError {
     /// No account could answer (after failover); generic on purpose.
     #[error("upstream unavailable; try again later")]
     Unavailable { retry_after: Option<u64> },
+    /// Every account tried was overloaded (upstream 529).
+    #[error("Upstream service overloaded, please retry later")]
+    Overloaded { retry_after: Option<u64> },
+    /// The upstream failed in a way another try will not fix from here (502).
+    #[error("{0}")]
+    Upstream(&'static str),
     #[error("internal error")]
     Internal,
 }
@@ -45,7 +51,8 @@ impl ProxyError {
             ProxyError::TooLarge { .. } => 413,
             ProxyError::NotFound(_) => 404,
             ProxyError::RateLimited { .. } => 429,
-            ProxyError::Unavailable { .. } => 503,
+            ProxyError::Unavailable { .. } | ProxyError::Overloaded { .. } => 503,
+            ProxyError::Upstream(_) => 502,
             ProxyError::Internal => 500,
         }
     }
@@ -54,14 +61,21 @@ impl ProxyError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ProxyError::RateLimited { retry_after, .. } => Some(*retry_after),
-            ProxyError::Unavailable { retry_after } => *retry_after,
+            ProxyError::Unavailable { retry_after } | ProxyError::Overloaded { retry_after } => *retry_after,
             _ => None,
         }
     }
 
     /// `false` when retrying the same request cannot succeed (sent as `x-should-retry`).
     pub fn should_retry(&self) -> bool {
-        matches!(self, ProxyError::RateLimited { .. } | ProxyError::Unavailable { .. } | ProxyError::Internal)
+        matches!(
+            self,
+            ProxyError::RateLimited { .. }
+                | ProxyError::Unavailable { .. }
+                | ProxyError::Overloaded { .. }
+                | ProxyError::Upstream(_)
+                | ProxyError::Internal
+        )
     }
 
     fn anthropic_type(&self) -> &'static str {
@@ -72,7 +86,8 @@ impl ProxyError {
             ProxyError::TooLarge { .. } => "request_too_large",
             ProxyError::NotFound(_) => "not_found_error",
             ProxyError::RateLimited { .. } => "rate_limit_error",
-            ProxyError::Unavailable { .. } => "overloaded_error",
+            ProxyError::Unavailable { .. } | ProxyError::Overloaded { .. } => "overloaded_error",
+            ProxyError::Upstream(_) => "upstream_error",
             ProxyError::Internal => "api_error",
         }
     }
@@ -84,7 +99,10 @@ impl ProxyError {
             ProxyError::InvalidRequest(_) | ProxyError::TooLarge { .. } => "invalid_request_error",
             ProxyError::NotFound(_) => "not_found_error",
             ProxyError::RateLimited { .. } => "rate_limit_error",
-            ProxyError::Unavailable { .. } | ProxyError::Internal => "server_error",
+            ProxyError::Unavailable { .. }
+            | ProxyError::Overloaded { .. }
+            | ProxyError::Upstream(_)
+            | ProxyError::Internal => "server_error",
         }
     }
 
@@ -95,7 +113,8 @@ impl ProxyError {
             ProxyError::InvalidRequest(_) | ProxyError::TooLarge { .. } => "INVALID_ARGUMENT",
             ProxyError::NotFound(_) => "NOT_FOUND",
             ProxyError::RateLimited { .. } => "RESOURCE_EXHAUSTED",
-            ProxyError::Unavailable { .. } => "UNAVAILABLE",
+            ProxyError::Unavailable { .. } | ProxyError::Overloaded { .. } => "UNAVAILABLE",
+            ProxyError::Upstream(_) => "BAD_GATEWAY",
             ProxyError::Internal => "INTERNAL",
         }
     }
@@ -119,6 +138,25 @@ impl ProxyError {
     /// The terminal in-stream error event for an Anthropic stream that already started.
     pub fn anthropic_sse_event(&self) -> String {
         format!("event: error\ndata: {}\n\n", self.body(Protocol::Anthropic))
+    }
+}
+
+impl ProxyError {
+    /// The answer when failover ran out of accounts, from the status of the last upstream
+    /// failure (`None`: a transport failure). `retry_after`: seconds until the earliest
+    /// cooldown set on the way ends, if any.
+    pub fn exhausted(last_status: Option<u16>, retry_after: Option<u64>) -> ProxyError {
+        match last_status {
+            Some(401) => ProxyError::Upstream("Upstream authentication failed, please contact administrator"),
+            Some(403) => ProxyError::Upstream("Upstream access forbidden, please contact administrator"),
+            Some(429) => ProxyError::RateLimited {
+                message: "Upstream rate limit exceeded, please retry later".into(),
+                retry_after: retry_after.unwrap_or(1),
+            },
+            Some(529) => ProxyError::Overloaded { retry_after },
+            Some(500 | 502 | 503 | 504) | None => ProxyError::Upstream("Upstream service temporarily unavailable"),
+            Some(_) => ProxyError::Upstream("Upstream request failed"),
+        }
     }
 }
 
@@ -160,6 +198,25 @@ mod tests {
         );
         let event = ProxyError::Unavailable { retry_after: None }.anthropic_sse_event();
         assert!(event.starts_with("event: error\ndata: {") && event.ends_with("\n\n"));
+    }
+
+    #[test]
+    fn exhausted_failover_follows_the_status_table() {
+        let table = [
+            (Some(401), 502, "upstream_error"),
+            (Some(403), 502, "upstream_error"),
+            (Some(429), 429, "rate_limit_error"),
+            (Some(529), 503, "overloaded_error"),
+            (Some(500), 502, "upstream_error"),
+            (None, 502, "upstream_error"),
+            (Some(418), 502, "upstream_error"),
+        ];
+        for (last, status, kind) in table {
+            let e = ProxyError::exhausted(last, Some(7));
+            assert_eq!(e.status(), status, "{last:?}");
+            assert_eq!(e.body(Protocol::Anthropic)["error"]["type"], kind, "{last:?}");
+        }
+        assert_eq!(ProxyError::exhausted(Some(429), Some(7)).retry_after(), Some(7));
     }
 
     #[test]

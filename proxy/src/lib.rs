@@ -13,12 +13,15 @@
 //! - [`schedule`]: which accounts of a group may serve a model now, in the order to try.
 //! - [`snapshot`]: the in-process view of keys, users, groups and accounts (credentials
 //!   opened) that the hot path reads instead of the database.
+//! - [`gateway`]: the routes and the relay that assemble these pieces with the store, the
+//!   coordinator and the upstream HTTP client.
 //! - [`usage_writer`]: the bounded, batching writer that records usage rows off the hot path
 //!   and drains on shutdown.
 
 pub mod auth;
 pub mod cooldown;
 pub mod error;
+pub mod gateway;
 pub mod schedule;
 pub mod snapshot;
 pub mod sticky;

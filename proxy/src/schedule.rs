@@ -37,6 +37,8 @@ pub struct Live {
     pub cooldown_until: Option<OffsetDateTime>,
     /// Requests in flight on this account (all instances).
     pub in_flight: u32,
+    /// Last time this instance picked the account (newer than the snapshot's value).
+    pub last_used: Option<OffsetDateTime>,
 }
 
 /// The upstream name for `requested` under `mapping`, or `None` when the account does not
@@ -100,12 +102,13 @@ pub fn candidates(
         let in_flight = live.get(&a.id).map_or(0, |l| l.in_flight);
         if a.concurrency <= 0 { 0.0 } else { f64::from(in_flight) / f64::from(a.concurrency) }
     };
+    let last_used = |a: &AccountEntry| a.last_used_at.max(live.get(&a.id).and_then(|l| l.last_used));
     usable.sort_by(|(a, _), (b, _)| {
         let sticky_first = (Some(b.id) == sticky).cmp(&(Some(a.id) == sticky));
         sticky_first
             .then(a.priority.cmp(&b.priority))
             .then(load(a).total_cmp(&load(b)))
-            .then(a.last_used_at.cmp(&b.last_used_at))
+            .then(last_used(a).cmp(&last_used(b)))
             .then(a.id.cmp(&b.id))
     });
     Ok(usable.into_iter().map(|(a, m)| Candidate { account_id: a.id, upstream_model: m.clone() }).collect())
@@ -178,7 +181,7 @@ mod tests {
         let mut recent = account(4, 50);
         recent.last_used_at = Some(now);
         let (s, g) = setup(vec![account(1, 50), account(2, 10), old, recent]);
-        let live: HashMap<i64, Live> = [(1, Live { cooldown_until: None, in_flight: 1 })].into_iter().collect();
+        let live: HashMap<i64, Live> = [(1, Live { in_flight: 1, ..Live::default() })].into_iter().collect();
         let got = order(candidates(&s, &g, "m", None, &HashSet::new(), &live, now));
         assert_eq!(got, vec![2, 3, 4, 1], "priority 10 first; then idle before busy; then never/oldest use");
     }
@@ -206,7 +209,7 @@ mod tests {
             "a past cooldown is over"
         );
         let live: HashMap<i64, Live> =
-            [(2, Live { cooldown_until: Some(now + Duration::seconds(30)), in_flight: 0 })].into_iter().collect();
+            [(2, Live { cooldown_until: Some(now + Duration::seconds(30)), ..Live::default() })].into_iter().collect();
         let err = candidates(&s, &g, "m", None, &HashSet::new(), &live, now).err();
         assert_eq!(err, Some(Unavailable::CoolingDown { until: now + Duration::seconds(30) }));
     }

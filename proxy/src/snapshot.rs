@@ -66,7 +66,7 @@ impl std::fmt::Debug for AccountEntry {
 }
 
 /// Everything the hot path needs, as of one load.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     /// By SHA-256 of the key.
     pub keys: HashMap<String, KeyEntry>,
@@ -165,6 +165,15 @@ impl SnapshotCell {
 
     pub fn current(&self) -> Arc<Snapshot> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Applies a change the gateway itself just wrote to the store (an account put in the
+    /// error state), so the next request sees it without waiting for a full reload.
+    pub fn update(&self, change: impl FnOnce(&mut Snapshot)) {
+        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = Snapshot::clone(&guard);
+        change(&mut next);
+        *guard = Arc::new(next);
     }
 
     /// Rebuilds from the store; on failure the previous snapshot stays in place.

@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/groups/{id}", get(get_group_handler).put(update_group_handler).delete(delete_group_handler))
         .route("/accounts", get(list_accounts_handler).post(create_account_handler))
         .route("/accounts/{id}", get(get_account_handler).put(update_account_handler).delete(delete_account_handler))
+        .route("/accounts/{id}/test", post(test_account_handler))
         .route("/accounts/{id}/clear-error", post(clear_account_error_handler))
         .route("/accounts/{id}/clear-rate-limit", post(clear_account_rate_limit_handler))
         .route("/accounts/{id}/schedulable", post(set_account_schedulable_handler))
@@ -149,7 +150,7 @@ async fn delete_group_handler(
 }
 
 async fn list_accounts_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Envelope(accounts::list_accounts(&state.store).await?))
+    Ok(Envelope(accounts::list_accounts(&state.store, &state.gateway).await?))
 }
 
 async fn get_account_handler(
@@ -157,7 +158,7 @@ async fn get_account_handler(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Envelope(accounts::get_account(&state.store, id).await?))
+    Ok(Envelope(accounts::get_account(&state.store, &state.gateway, id).await?))
 }
 
 async fn create_account_handler(
@@ -186,12 +187,34 @@ async fn delete_account_handler(
     Ok(Envelope(serde_json::Value::Null))
 }
 
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TestInput {
+    #[serde(default)]
+    model: Option<String>,
+}
+
+async fn test_account_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    // The body is optional: `{}`, `{"model": …}` or nothing at all.
+    let input: TestInput = if body.iter().all(u8::is_ascii_whitespace) {
+        TestInput::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::from(app::AppError::Invalid(e.to_string())))?
+    };
+    Ok(Envelope(accounts::test_account(&state.gateway, id, input.model).await?))
+}
+
 async fn clear_account_error_handler(
     _: AdminAuth,
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Envelope(accounts::clear_error(&state.store, id).await?))
+    Ok(Envelope(accounts::clear_error(&state.store, &state.gateway, id).await?))
 }
 
 async fn clear_account_rate_limit_handler(
@@ -199,7 +222,7 @@ async fn clear_account_rate_limit_handler(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Envelope(accounts::clear_rate_limit(&state.store, id).await?))
+    Ok(Envelope(accounts::clear_rate_limit(&state.store, &state.gateway, id).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -214,7 +237,7 @@ async fn set_account_schedulable_handler(
     Path(id): Path<i64>,
     ApiJson(input): ApiJson<SchedulableInput>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Envelope(accounts::set_schedulable(&state.store, id, input.schedulable).await?))
+    Ok(Envelope(accounts::set_schedulable(&state.store, &state.gateway, id, input.schedulable).await?))
 }
 
 async fn list_users_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {

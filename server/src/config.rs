@@ -27,6 +27,8 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub security: SecurityConfig,
+    pub gateway: GatewayConfig,
+    pub rate_limit: RateLimitConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +139,101 @@ impl Default for AuthConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Largest request body accepted, in bytes (after request decompression); larger ones
+    /// get 413 `request_too_large`.
+    pub max_body_size: u64,
+    /// How many other accounts a request may move on to after a failure, before the first
+    /// byte of the answer.
+    pub max_account_switches: u32,
+    /// How long a conversation stays pinned to the account that served it.
+    pub sticky_ttl_seconds: u64,
+    /// Longest wait for a free concurrency slot before 429.
+    pub wait_timeout_seconds: u64,
+    /// Requests allowed to wait per account (or user) beyond its concurrency; more get 429.
+    pub max_extra_waiters: u32,
+    /// Streaming requests waiting for a slot get an `event: ping` this often.
+    pub ping_interval_seconds: u64,
+    /// Longest wait for an upstream's response headers.
+    pub response_header_timeout_seconds: u64,
+    /// Longest silence between two chunks of an upstream answer.
+    pub stream_idle_timeout_seconds: u64,
+    /// Lease time of a concurrency slot; long streams renew it, and a crashed instance's
+    /// slots come back after it.
+    pub slot_ttl_seconds: u64,
+    /// Keys, users, groups and accounts are reloaded this often even without admin changes.
+    pub snapshot_refresh_seconds: u64,
+    /// Rows the usage writer queues before requests hand rows to waiting tasks.
+    pub usage_queue_size: u32,
+    /// Used by Anthropic accounts without their own base URL.
+    pub anthropic_base_url: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        let d = proxy::gateway::GatewayConfig::default();
+        Self {
+            max_body_size: d.max_body_size as u64,
+            max_account_switches: d.max_account_switches,
+            sticky_ttl_seconds: d.sticky_ttl.as_secs(),
+            wait_timeout_seconds: d.wait_timeout.as_secs(),
+            max_extra_waiters: d.max_extra_waiters,
+            ping_interval_seconds: d.ping_interval.as_secs(),
+            response_header_timeout_seconds: d.response_header_timeout.as_secs(),
+            stream_idle_timeout_seconds: d.stream_idle_timeout.as_secs(),
+            slot_ttl_seconds: d.slot_ttl.as_secs(),
+            snapshot_refresh_seconds: 30,
+            usage_queue_size: 4096,
+            anthropic_base_url: d.anthropic_base_url,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Cooldown after an upstream 429 that does not say when its limit resets.
+    pub fallback_cooldown_seconds: u64,
+    /// Cooldown after an upstream 529 (overloaded).
+    pub overload_cooldown_minutes: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let d = proxy::cooldown::CooldownConfig::default();
+        Self {
+            fallback_cooldown_seconds: d.fallback_cooldown_seconds,
+            overload_cooldown_minutes: d.overload_cooldown_minutes,
+        }
+    }
+}
+
+impl Config {
+    /// The relay's view of the `gateway` and `rate_limit` sections.
+    pub fn gateway(&self) -> proxy::gateway::GatewayConfig {
+        use std::time::Duration;
+        let g = &self.gateway;
+        proxy::gateway::GatewayConfig {
+            max_body_size: usize::try_from(g.max_body_size).unwrap_or(usize::MAX),
+            max_account_switches: g.max_account_switches,
+            sticky_ttl: Duration::from_secs(g.sticky_ttl_seconds),
+            wait_timeout: Duration::from_secs(g.wait_timeout_seconds),
+            max_extra_waiters: g.max_extra_waiters,
+            ping_interval: Duration::from_secs(g.ping_interval_seconds.max(1)),
+            response_header_timeout: Duration::from_secs(g.response_header_timeout_seconds),
+            stream_idle_timeout: Duration::from_secs(g.stream_idle_timeout_seconds),
+            slot_ttl: Duration::from_secs(g.slot_ttl_seconds.max(1)),
+            anthropic_base_url: g.anthropic_base_url.clone(),
+            cooldown: proxy::cooldown::CooldownConfig {
+                fallback_cooldown_seconds: self.rate_limit.fallback_cooldown_seconds,
+                overload_cooldown_minutes: self.rate_limit.overload_cooldown_minutes,
+            },
+        }
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
@@ -172,6 +269,8 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("auth", &self.auth)
             .field("security", &self.security)
+            .field("gateway", &self.gateway)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }

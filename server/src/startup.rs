@@ -16,8 +16,11 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use proxy::gateway::Gateway;
+use proxy::snapshot::SnapshotCell;
+use proxy::usage_writer::{UsageWriter, UsageWriterTask};
 use store::Store;
-use store::coord::LoginThrottle;
+use store::coord::{Coordinator, LoginThrottle, MemoryCoordinator};
 use store::session::DbSessionStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +43,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     store: Store,
+    gateway: Arc<Gateway>,
+    usage_task: UsageWriterTask,
     grace: Duration,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -76,13 +81,22 @@ impl Application {
         let sessions = DbSessionStore::new(store.clone());
         spawn_session_purge(&tasks, &cancel, sessions.clone());
 
-        let router = build_router(config, store.clone(), secrets, redis, sessions)?;
+        let snapshot =
+            Arc::new(SnapshotCell::load(store.clone(), secrets.clone()).await.context("loading accounts and keys")?);
+        let coord: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::new());
+        let (usage, usage_task) = UsageWriter::spawn(store.clone(), config.gateway.usage_queue_size as usize);
+        let gateway = Arc::new(Gateway::new(config.gateway(), snapshot, coord, store.clone(), usage)?);
+        spawn_snapshot_refresh(&tasks, &cancel, &gateway, Duration::from_secs(config.gateway.snapshot_refresh_seconds));
+
+        let router = build_router(config, store.clone(), secrets, redis, sessions, Arc::clone(&gateway))?;
         let addr = format!("{}:{}", config.server.host, config.server.port);
         let listener = TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         Ok(Application {
             listener,
             router,
             store,
+            gateway,
+            usage_task,
             grace: Duration::from_secs(config.server.shutdown_grace_seconds),
             tasks,
             cancel,
@@ -100,7 +114,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
     /// within the grace period, stops background jobs and closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, router, store, grace, tasks, cancel } = self;
+        let Application { listener, router, store, gateway, usage_task, grace, tasks, cancel } = self;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let mut server = tokio::spawn(async move {
@@ -132,6 +146,12 @@ impl Application {
         cancel.cancel();
         tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+        // Relay tasks of the last requests still hold the usage writer; wait for them to end
+        // (the server is down, so they are finishing), then drain the queue.
+        drop(gateway_for_shutdown(gateway).await);
+        if !usage_task.close(Duration::from_secs(10)).await {
+            tracing::warn!("usage rows were still being written when shutdown gave up");
+        }
         // Connections still checked out by aborted requests would make `close` wait forever.
         if tokio::time::timeout(Duration::from_secs(5), store.close()).await.is_err() {
             tracing::warn!("database pool did not close in time");
@@ -149,6 +169,42 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     store.migrate().await.context("database migration failed")?;
     tracing::info!(backend = store.backend_name(), "database ready");
     Ok(store)
+}
+
+/// Waits (bounded) until only this handle to the gateway is left: every relay task has ended
+/// and dropped its usage sender, so the writer can drain and stop.
+async fn gateway_for_shutdown(gateway: Arc<Gateway>) -> Option<Gateway> {
+    let mut gateway = gateway;
+    for _ in 0..100 {
+        match Arc::try_unwrap(gateway) {
+            Ok(g) => return Some(g),
+            Err(shared) => gateway = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::warn!("relay tasks still running at shutdown");
+    None
+}
+
+fn spawn_snapshot_refresh(tasks: &TaskTracker, cancel: &CancellationToken, gateway: &Arc<Gateway>, every: Duration) {
+    if every.is_zero() {
+        return;
+    }
+    let cancel = cancel.clone();
+    let gateway = Arc::downgrade(gateway);
+    tasks.spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = ticks.tick() => match gateway.upgrade() {
+                    Some(g) => g.refresh().await,
+                    None => break,
+                },
+            }
+        }
+    });
 }
 
 fn spawn_session_purge(tasks: &TaskTracker, cancel: &CancellationToken, sessions: DbSessionStore) {
@@ -189,6 +245,7 @@ fn build_router(
     secrets: store::cipher::SecretBox,
     redis: Option<redis::Client>,
     sessions: DbSessionStore,
+    gateway: Arc<Gateway>,
 ) -> anyhow::Result<Router> {
     let leptos_options = LeptosOptions::builder()
         .output_name("sub2api")
@@ -204,6 +261,7 @@ fn build_router(
             Duration::from_secs(config.auth.login_window_seconds),
         )),
         secrets,
+        gateway: Arc::clone(&gateway),
     };
     let routes = generate_route_list(app::App);
     let pages: HashSet<String> = routes.iter().map(|r| r.path().to_owned()).filter(|p| p != web::LOGIN_PATH).collect();
@@ -221,6 +279,7 @@ fn build_router(
         .leptos_routes(&state, routes, move || app::shell(shell_options.clone()))
         .nest("/api/v1/admin", crate::admin_api::router())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(from_fn_with_state(Arc::clone(&gateway), web::refresh_after_change))
         .layer(from_fn_with_state(guard, web::require_sign_in))
         .layer(session_layer)
         .layer(from_fn(web::secure_cookies_behind_tls))
@@ -240,6 +299,7 @@ fn build_router(
 
     Ok(Router::new()
         .merge(ops)
+        .merge(gateway.router())
         .merge(ui)
         .layer(from_fn_with_state(metrics, ops::track_requests))
         .layer(from_fn_with_state(config.server.trust_forwarded_for, web::client_ip))

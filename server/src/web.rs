@@ -141,6 +141,21 @@ fn encode_component(s: &str) -> String {
         .collect()
 }
 
+/// After an admin change (any successful non-read request: REST or server function), reload
+/// the gateway's snapshot before answering, so the next proxied request already sees it.
+pub async fn refresh_after_change(
+    State(gateway): State<std::sync::Arc<proxy::gateway::Gateway>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let res = next.run(req).await;
+    if !reads && (res.status().is_success() || res.status().is_redirection()) {
+        gateway.refresh().await;
+    }
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

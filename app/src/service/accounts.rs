@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use domain::{AccountFields, AccountInput, AccountView, Platform};
+use proxy::gateway::Gateway;
 use store::cipher::SecretBox;
 use store::credentials::{AccountExtra, StoredCredentials};
 use store::{AccountRow, NewAccount, Store};
@@ -69,14 +70,22 @@ async fn memberships(store: &Store) -> Result<HashMap<i64, Vec<i64>>, AppError> 
     Ok(by_account)
 }
 
-pub async fn list_accounts(store: &Store) -> Result<Vec<AccountView>, AppError> {
+pub async fn list_accounts(store: &Store, gateway: &Gateway) -> Result<Vec<AccountView>, AppError> {
     let mut groups = memberships(store).await?;
-    store.list_accounts().await?.iter().map(|row| view_of(row, groups.remove(&row.id).unwrap_or_default(), 0)).collect()
+    let rows = store.list_accounts().await?;
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let in_flight = gateway.in_flight(&ids).await;
+    rows.iter()
+        .map(|row| {
+            view_of(row, groups.remove(&row.id).unwrap_or_default(), in_flight.get(&row.id).copied().unwrap_or(0))
+        })
+        .collect()
 }
 
-pub async fn get_account(store: &Store, id: i64) -> Result<AccountView, AppError> {
+pub async fn get_account(store: &Store, gateway: &Gateway, id: i64) -> Result<AccountView, AppError> {
     let row = store.find_account(id).await?.ok_or_else(not_found)?;
-    view_of(&row, memberships(store).await?.remove(&id).unwrap_or_default(), 0)
+    let in_flight = gateway.in_flight(&[id]).await.get(&id).copied().unwrap_or(0);
+    view_of(&row, memberships(store).await?.remove(&id).unwrap_or_default(), in_flight)
 }
 
 async fn check_proxy(store: &Store, proxy_id: Option<i64>) -> Result<(), AppError> {
@@ -174,20 +183,42 @@ pub async fn delete_account(store: &Store, id: i64) -> Result<(), AppError> {
     if store.delete_account(id).await? { Ok(()) } else { Err(not_found()) }
 }
 
-pub async fn clear_error(store: &Store, id: i64) -> Result<AccountView, AppError> {
+pub async fn clear_error(store: &Store, gateway: &Gateway, id: i64) -> Result<AccountView, AppError> {
+    store.find_account(id).await?.ok_or_else(not_found)?;
     store.set_account_status(id, domain::AccountStatus::Active.as_str(), "").await?;
-    get_account(store, id).await
+    get_account(store, gateway, id).await
 }
 
-pub async fn clear_rate_limit(store: &Store, id: i64) -> Result<AccountView, AppError> {
-    let row = store.find_account(id).await?.ok_or_else(not_found)?;
-    store.set_account_cooldowns(id, None, row.overload_until).await?;
-    get_account(store, id).await
+/// Ends the account's rate limit and overload cooldowns, stored and in force.
+pub async fn clear_rate_limit(store: &Store, gateway: &Gateway, id: i64) -> Result<AccountView, AppError> {
+    store.find_account(id).await?.ok_or_else(not_found)?;
+    store.set_account_cooldowns(id, None, None).await?;
+    gateway.clear_cooldowns(id).await;
+    get_account(store, gateway, id).await
 }
 
-pub async fn set_schedulable(store: &Store, id: i64, schedulable: bool) -> Result<AccountView, AppError> {
+pub async fn set_schedulable(
+    store: &Store,
+    gateway: &Gateway,
+    id: i64,
+    schedulable: bool,
+) -> Result<AccountView, AppError> {
+    store.find_account(id).await?.ok_or_else(not_found)?;
     store.set_account_schedulable(id, schedulable).await?;
-    get_account(store, id).await
+    get_account(store, gateway, id).await
+}
+
+/// Sends a small prompt through the account and reports what came back.
+pub async fn test_account(
+    gateway: &Gateway,
+    id: i64,
+    model: Option<String>,
+) -> Result<domain::AccountTestResult, AppError> {
+    use proxy::gateway::account_test::TestError;
+    gateway.test_account(id, model).await.map_err(|e| match e {
+        TestError::NotFound => not_found(),
+        TestError::ModelNotServed(_) => AppError::Invalid(format!("model: {e}")),
+    })
 }
 
 fn dedup(mut ids: Vec<i64>) -> Vec<i64> {

@@ -91,13 +91,20 @@ impl TestApp {
     }
 
     /// Stops the server the way SIGTERM would and waits for it.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.shutdown_keep_db().await;
+    }
+
+    /// Like `shutdown`, but hands back the database for checks after the exit.
+    pub async fn shutdown_keep_db(mut self) -> TestDb {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.expect("server task").expect("server result");
         }
+        let TestApp { db, .. } = self;
+        db
     }
 }
 

@@ -1,0 +1,126 @@
+//! The admin "test this account" request: one small streamed prompt through that account
+//! alone, outside scheduling and slots. A success also returns an account in the error state
+//! to service (the credential evidently works again).
+
+use std::time::{Duration, Instant};
+
+use domain::{AccountStatus, AccountTestResult};
+use futures_util::StreamExt;
+use http::HeaderMap;
+use serde_json::json;
+
+use super::{Gateway, anthropic};
+use crate::schedule::map_model;
+use crate::usage::SseLineBuffer;
+
+const DEFAULT_TEST_MODEL: &str = "claude-sonnet-4-5";
+const TEST_PROMPT: &str = "Reply with one short friendly sentence.";
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest answer text kept.
+const MAX_TEXT: usize = 2000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    #[error("account not found")]
+    NotFound,
+    #[error("model `{0}` is not served by this account")]
+    ModelNotServed(String),
+}
+
+impl Gateway {
+    /// Sends a test prompt through account `id` with `model` (default: the first model its
+    /// mapping names, else a current Claude model).
+    pub async fn test_account(&self, id: i64, model: Option<String>) -> Result<AccountTestResult, TestError> {
+        let snap = self.snapshot.current();
+        let account = snap.accounts.get(&id).ok_or(TestError::NotFound)?;
+        let model = model.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| {
+            account
+                .model_mapping
+                .keys()
+                .find(|k| !k.ends_with('*'))
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_TEST_MODEL.into())
+        });
+        let upstream_model =
+            map_model(&account.model_mapping, &model).ok_or_else(|| TestError::ModelNotServed(model.clone()))?;
+        let body = json!({
+            "model": upstream_model,
+            "max_tokens": 64,
+            "stream": true,
+            "messages": [{"role": "user", "content": TEST_PROMPT}],
+        });
+        let started = Instant::now();
+        let request = self
+            .http
+            .post(anthropic::url(account, &self.config.anthropic_base_url, "/v1/messages", None))
+            .headers(anthropic::headers(&HeaderMap::new(), account))
+            .body(body.to_string())
+            .timeout(TEST_TIMEOUT);
+        let mut result =
+            AccountTestResult { success: false, status: None, model, latency_ms: 0, text: String::new(), error: None };
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                result.error = Some(format!("no answer from the upstream: {}", e.without_url()));
+                result.latency_ms = elapsed_ms(started);
+                return Ok(result);
+            }
+        };
+        let status = response.status();
+        result.status = Some(status.as_u16());
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            result.error = Some(format!("upstream answered {status}: {}", body.chars().take(500).collect::<String>()));
+            result.latency_ms = elapsed_ms(started);
+            return Ok(result);
+        }
+        let mut lines = SseLineBuffer::default();
+        let mut stream = response.bytes_stream();
+        let mut stream_error = None;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    stream_error = Some(format!("the stream broke: {}", e.without_url()));
+                    break;
+                }
+            };
+            lines.push(&chunk, |event| {
+                let Ok(value) = serde_json::from_slice::<serde_json::Value>(event.data) else { return };
+                if let Some(text) = value.pointer("/delta/text").and_then(|t| t.as_str())
+                    && result.text.len() < MAX_TEXT
+                {
+                    result.text.push_str(text);
+                }
+                if event.event == Some("error") {
+                    let message = value.pointer("/error/message").and_then(|m| m.as_str()).unwrap_or("error event");
+                    stream_error = Some(message.to_owned());
+                }
+            });
+        }
+        result.latency_ms = elapsed_ms(started);
+        result.error = stream_error;
+        result.success = result.error.is_none();
+        if result.success && account.status == AccountStatus::Error {
+            self.recover(id).await;
+        }
+        Ok(result)
+    }
+
+    async fn recover(&self, id: i64) {
+        if let Err(e) = self.store.set_account_status(id, "active", "").await {
+            tracing::error!(error = %e, account_id = id, "returning a tested account to service failed");
+            return;
+        }
+        tracing::info!(account_id = id, "account test succeeded; the account is back in service");
+        self.snapshot.update(|snap| {
+            if let Some(entry) = snap.accounts.get_mut(&id) {
+                entry.status = AccountStatus::Active;
+            }
+        });
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

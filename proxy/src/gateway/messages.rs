@@ -1,0 +1,143 @@
+//! The Anthropic-compatible routes: `POST /v1/messages`, `POST /v1/messages/count_tokens`,
+//! `GET /v1/models`. The handler checks the key and the body, then hands the request to the
+//! relay task and returns whatever head it produces.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::relay::{self, Endpoint, Job};
+use super::sink::Sink;
+use super::{Gateway, error_response, read_body, request_id};
+use crate::auth::{self, Caller};
+use crate::error::{Protocol, ProxyError};
+use crate::sticky;
+
+/// Served when no account of the group names its models.
+const BUILT_IN_MODELS: &[(&str, &str)] = &[
+    ("claude-opus-4-5-20251101", "Claude Opus 4.5"),
+    ("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5"),
+    ("claude-haiku-4-5-20251001", "Claude Haiku 4.5"),
+    ("claude-opus-4-1-20250805", "Claude Opus 4.1"),
+    ("claude-sonnet-4-20250514", "Claude Sonnet 4"),
+];
+
+pub(super) async fn messages_handler(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    handle(gw, req, Endpoint::Messages).await
+}
+
+pub(super) async fn count_tokens_handler(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    handle(gw, req, Endpoint::CountTokens).await
+}
+
+fn authenticate(gw: &Gateway, req: &Request) -> Result<Caller, ProxyError> {
+    let presented = auth::presented_key(req.headers(), req.uri().query(), false);
+    Ok(auth::authenticate(&gw.snapshot.current(), presented, OffsetDateTime::now_utc())?)
+}
+
+async fn handle(gw: Arc<Gateway>, req: Request, endpoint: Endpoint) -> Response {
+    let started = Instant::now();
+    let started_at = OffsetDateTime::now_utc();
+    let rid = request_id(req.headers());
+    let job = match prepare(&gw, req, endpoint, started, started_at, rid.clone()).await {
+        Ok(job) => job,
+        Err(e) => return error_response(Protocol::Anthropic, &e, &rid),
+    };
+    let (sink, head) = Sink::new();
+    tokio::spawn(relay::drive(Arc::clone(&gw), job, sink));
+    match head.await {
+        Ok(res) => res,
+        Err(_) => {
+            tracing::error!("the relay task ended without an answer");
+            error_response(Protocol::Anthropic, &ProxyError::Internal, &rid)
+        }
+    }
+}
+
+async fn prepare(
+    gw: &Gateway,
+    req: Request,
+    endpoint: Endpoint,
+    started: Instant,
+    started_at: OffsetDateTime,
+    request_id: String,
+) -> Result<Job, ProxyError> {
+    let caller = authenticate(gw, &req)?;
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, &parts.headers, gw.config.max_body_size).await?;
+    let parsed: Value = serde_json::from_slice(&body)
+        .map_err(|e| ProxyError::InvalidRequest(format!("request body is not valid JSON: {e}")))?;
+    if !parsed.is_object() {
+        return Err(ProxyError::InvalidRequest("request body must be a JSON object".into()));
+    }
+    let model = match parsed.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
+        Some(_) => return Err(ProxyError::InvalidRequest("model: must be a non-empty string".into())),
+        None => return Err(ProxyError::InvalidRequest("model: field required".into())),
+    };
+    let stream = endpoint == Endpoint::Messages && parsed.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let binding = match endpoint {
+        Endpoint::Messages => sticky::anthropic_session(&parsed, &parts.headers)
+            .map(|session| sticky::binding_key(caller.group.id, &session.key)),
+        Endpoint::CountTokens => None,
+    };
+    Ok(Job {
+        endpoint,
+        caller,
+        model,
+        stream,
+        body,
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        binding,
+        request_id,
+        started,
+        started_at,
+    })
+}
+
+/// `GET /v1/models`: the models the key's group can serve. Accounts with a model mapping
+/// name theirs (patterns left out); when none does, the built-in list. One body that both
+/// the Anthropic (`type`, `display_name`, `has_more`) and OpenAI (`object`, `owned_by`)
+/// SDKs read.
+pub(super) async fn models_handler(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let rid = request_id(req.headers());
+    let caller = match authenticate(&gw, &req) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(Protocol::Anthropic, &e, &rid),
+    };
+    let snap = gw.snapshot.current();
+    let group = snap.groups.get(&caller.group.id).unwrap_or(&caller.group);
+    let named: BTreeSet<&str> = group
+        .account_ids
+        .iter()
+        .filter_map(|id| snap.accounts.get(id))
+        .flat_map(|a| a.model_mapping.keys())
+        .map(String::as_str)
+        .filter(|m| !m.ends_with('*'))
+        .collect();
+    let models: Vec<(&str, &str)> =
+        if named.is_empty() { BUILT_IN_MODELS.to_vec() } else { named.into_iter().map(|m| (m, m)).collect() };
+    let data: Vec<Value> = models
+        .iter()
+        .map(|(id, name)| {
+            json!({
+                "type": "model", "id": id, "display_name": name, "created_at": "2025-01-01T00:00:00Z",
+                "object": "model", "created": 1_735_689_600, "owned_by": "anthropic",
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "object": "list",
+        "data": data,
+        "has_more": false,
+        "first_id": models.first().map(|m| m.0),
+        "last_id": models.last().map(|m| m.0),
+    }))
+    .into_response()
+}

@@ -1,0 +1,239 @@
+//! The gateway's I/O half: routes, the relay loop, upstream clients. The policy pieces it
+//! assembles (auth, schedule, cooldown, sticky, usage, error) are pure and live beside it.
+//!
+//! - [`messages`]: `POST /v1/messages` and `/v1/messages/count_tokens`, `GET /v1/models`.
+//! - [`relay`]: one request from admission to its usage row: slots, waiting with pings,
+//!   account choice, failover, streaming back.
+//! - [`anthropic`]: how a request is shaped for an Anthropic account.
+//! - [`account_test`]: the admin "test this account" request.
+
+pub mod account_test;
+mod anthropic;
+mod messages;
+mod relay;
+mod sink;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use domain::pricing::PriceTable;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use store::Store;
+use store::coord::{CooldownKind, Coordinator};
+use time::OffsetDateTime;
+
+use crate::cooldown::CooldownConfig;
+use crate::error::{Protocol, ProxyError};
+use crate::schedule::Live;
+use crate::snapshot::SnapshotCell;
+use crate::usage_writer::UsageWriter;
+
+/// The bundled LiteLLM price catalogue (see `proxy/data/README.md`).
+const BUNDLED_PRICES: &str = include_str!("../../data/model_prices.json");
+
+pub const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-sub2api-overhead-ms");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Anthropic's own request id header; the SDKs expose it as `_request_id`.
+const ANTHROPIC_REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+
+/// The `gateway` and `rate_limit` configuration sections, as the relay uses them.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Largest request body accepted (after request decompression).
+    pub max_body_size: usize,
+    /// Accounts a request may move on to after the first one failed.
+    pub max_account_switches: u32,
+    pub sticky_ttl: Duration,
+    /// Longest a request waits for a free slot before it is refused with 429.
+    pub wait_timeout: Duration,
+    /// Waiters allowed per slot key beyond its concurrency.
+    pub max_extra_waiters: u32,
+    /// Streaming requests that wait for a slot get `event: ping` this often.
+    pub ping_interval: Duration,
+    /// Longest wait for the upstream's response headers.
+    pub response_header_timeout: Duration,
+    /// Longest silence between two chunks of an upstream stream.
+    pub stream_idle_timeout: Duration,
+    /// Lease time of a slot; a long stream refreshes it, a crashed holder's slot comes back.
+    pub slot_ttl: Duration,
+    /// Used when an Anthropic account has no `base_url`.
+    pub anthropic_base_url: String,
+    pub cooldown: CooldownConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_body_size: 256 * 1024 * 1024,
+            max_account_switches: 3,
+            sticky_ttl: Duration::from_secs(3600),
+            wait_timeout: Duration::from_secs(30),
+            max_extra_waiters: 20,
+            ping_interval: Duration::from_secs(10),
+            response_header_timeout: Duration::from_secs(600),
+            stream_idle_timeout: Duration::from_secs(180),
+            slot_ttl: Duration::from_secs(30 * 60),
+            anthropic_base_url: "https://api.anthropic.com".into(),
+            cooldown: CooldownConfig::default(),
+        }
+    }
+}
+
+/// Everything the relay shares across requests.
+pub struct Gateway {
+    pub config: GatewayConfig,
+    pub snapshot: Arc<SnapshotCell>,
+    pub coord: Arc<dyn Coordinator>,
+    store: Store,
+    http: reqwest::Client,
+    usage: UsageWriter,
+    prices: PriceTable,
+    /// When this instance last picked each account, for least-recently-used order between
+    /// snapshot reloads (the store's `last_used_at` is written with the usage rows).
+    last_used: Mutex<HashMap<i64, OffsetDateTime>>,
+}
+
+impl Gateway {
+    pub fn new(
+        config: GatewayConfig,
+        snapshot: Arc<SnapshotCell>,
+        coord: Arc<dyn Coordinator>,
+        store: Store,
+        usage: UsageWriter,
+    ) -> anyhow::Result<Gateway> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        let prices: PriceTable = serde_json::from_str(BUNDLED_PRICES)?;
+        Ok(Gateway { config, snapshot, coord, store, http, usage, prices, last_used: Mutex::new(HashMap::new()) })
+    }
+
+    /// The gateway routes, ready to be merged into the server's router.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/messages", post(messages::messages_handler))
+            .route("/v1/messages/count_tokens", post(messages::count_tokens_handler))
+            .route("/v1/models", get(messages::models_handler))
+            .layer(tower_http::decompression::RequestDecompressionLayer::new())
+            .with_state(Arc::clone(self))
+    }
+
+    /// Slots held right now on each account (all instances), for the admin views.
+    pub async fn in_flight(&self, account_ids: &[i64]) -> HashMap<i64, u32> {
+        let keys: Vec<String> = account_ids.iter().map(|id| account_slot_key(*id)).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        match self.coord.slot_counts(&refs).await {
+            Ok(counts) => account_ids.iter().copied().zip(counts).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading slot counts failed");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// Ends the run-time cooldowns of an account (admin "clear rate limit").
+    pub async fn clear_cooldowns(&self, account_id: i64) {
+        for kind in CooldownKind::ALL {
+            if let Err(e) = self.coord.clear_cooldown(account_id, kind).await {
+                tracing::warn!(error = %e, account_id, "clearing a cooldown failed");
+            }
+        }
+    }
+
+    /// Reloads keys, users, groups and accounts from the store.
+    pub async fn refresh(&self) {
+        if let Err(e) = self.snapshot.refresh().await {
+            tracing::error!(error = %e, "reloading the gateway snapshot failed; the previous one stays");
+        }
+    }
+
+    /// Run-time state of `account_ids`: cooldowns and loads from the coordinator, plus the
+    /// local last-used times. A coordinator failure degrades to "no run-time state" (fail
+    /// open): the stored cooldowns still apply.
+    async fn live(&self, account_ids: &[i64]) -> HashMap<i64, Live> {
+        let keys: Vec<String> = account_ids.iter().map(|id| account_slot_key(*id)).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let (loads, cooldowns) = tokio::join!(self.coord.slot_loads(&refs), self.coord.cooldowns(account_ids));
+        let loads = loads.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading slot loads failed");
+            Vec::new()
+        });
+        let cooldowns = cooldowns.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading cooldowns failed");
+            HashMap::new()
+        });
+        let last_used = self.last_used.lock().unwrap_or_else(|p| p.into_inner());
+        account_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let live = Live {
+                    cooldown_until: cooldowns.get(id).and_then(|list| list.iter().map(|c| c.until).max()),
+                    in_flight: loads.get(i).map_or(0, |l| l.held),
+                    last_used: last_used.get(id).copied(),
+                };
+                (*id, live)
+            })
+            .collect()
+    }
+
+    fn note_used(&self, account_id: i64, at: OffsetDateTime) {
+        self.last_used.lock().unwrap_or_else(|p| p.into_inner()).insert(account_id, at);
+    }
+}
+
+pub fn account_slot_key(id: i64) -> String {
+    format!("account:{id}")
+}
+
+/// `limit ≤ 0` means unlimited, which the coordinator spells 0.
+fn slot_limit(limit: i32) -> u32 {
+    u32::try_from(limit).unwrap_or(0)
+}
+
+/// The request id the server's layer put on the request (or the caller's own).
+fn request_id(headers: &HeaderMap) -> String {
+    headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// A gateway error in `protocol`'s shape, with the retry hints and request id.
+pub fn error_response(protocol: Protocol, err: &ProxyError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = (status, axum::Json(err.body(protocol))).into_response();
+    let headers = res.headers_mut();
+    if let Some(secs) = err.retry_after() {
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    headers.insert("x-should-retry", HeaderValue::from_static(if err.should_retry() { "true" } else { "false" }));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(ANTHROPIC_REQUEST_ID, id);
+    }
+    res
+}
+
+/// Reads the whole request body, refusing it once it passes `limit` bytes.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ProxyError> {
+    let declared =
+        headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ProxyError::TooLarge { limit });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            if cause.is::<http_body_util::LengthLimitError>() {
+                return ProxyError::TooLarge { limit };
+            }
+            source = cause.source();
+        }
+        ProxyError::InvalidRequest(format!("could not read the request body: {e}"))
+    })
+}

@@ -1,0 +1,776 @@
+//! One request from admission to its usage row: caller slots, account choice with waiting,
+//! the upstream call, failover before the first byte, streaming back, recording.
+//!
+//! Runs in its own task (see [`super::messages`]) so it can keep writing to a stream after
+//! the handler returned the response head, and notices a client that went away through the
+//! [`Sink`]. Every slot it takes is a guard owned by this task: however the task ends, the
+//! slots come back.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use store::NewUsage;
+use store::coord::{CooldownKind, QueueGuard, SlotGuard};
+use time::OffsetDateTime;
+
+use super::anthropic::{self, StreamModelRewriter};
+use super::sink::Sink;
+use super::{Gateway, OVERHEAD_HEADER, account_slot_key, error_response, slot_limit};
+use crate::auth::Caller;
+use crate::cooldown::{self, Disposition, HealthAction, TransportFailure, UpstreamFailure};
+use crate::error::{Protocol, ProxyError};
+use crate::schedule::{self, Unavailable};
+use crate::snapshot::AccountEntry;
+use crate::usage::{AnthropicStreamUsage, SseLineBuffer, Usage};
+
+/// How much of a failed upstream answer is read to classify it and report its message.
+const ERROR_BODY_CAP: usize = 64 * 1024;
+/// Largest non-stream answer relayed (it is held whole to read its usage).
+const RESPONSE_BODY_CAP: usize = 64 * 1024 * 1024;
+/// Longest pause between two checks for a free slot while waiting.
+const WAIT_SLICE: Duration = Duration::from_millis(250);
+const PING_EVENT: &[u8] = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    Messages,
+    CountTokens,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Messages => "/v1/messages",
+            Endpoint::CountTokens => "/v1/messages/count_tokens",
+        }
+    }
+}
+
+/// A validated request, ready to relay.
+pub(super) struct Job {
+    pub endpoint: Endpoint,
+    pub caller: Caller,
+    pub model: String,
+    pub stream: bool,
+    pub body: Bytes,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    /// Sticky binding key (group-namespaced session), when the request names a session.
+    pub binding: Option<String>,
+    pub request_id: String,
+    pub started: Instant,
+    pub started_at: OffsetDateTime,
+}
+
+/// What the usage row will say.
+#[derive(Default)]
+struct Record {
+    account_id: Option<i64>,
+    upstream_model: String,
+    status: u16,
+    error: String,
+    usage: Option<Usage>,
+    first_token: Option<Duration>,
+    /// Time spent waiting on the upstream (headers and body), excluded from the overhead.
+    upstream_wait: Duration,
+}
+
+/// Relays `job`, answering through `sink`, then records its usage row.
+pub(super) async fn drive(gw: Arc<Gateway>, job: Job, mut sink: Sink) {
+    let mut rec = Record { status: 200, ..Record::default() };
+    run(&gw, &job, &mut sink, &mut rec).await;
+    if job.endpoint == Endpoint::Messages {
+        gw.usage.record(usage_row(&gw, &job, &rec));
+    }
+}
+
+enum Attempt {
+    /// The upstream accepted the request; its answer is to be forwarded.
+    Success(reqwest::Response),
+    /// The answer (an upstream error passed through) went to the client.
+    Finished,
+    ClientGone,
+    Failed {
+        status: Option<u16>,
+        health: HealthAction,
+    },
+}
+
+enum Stop {
+    TimedOut,
+    QueueFull,
+    ClientGone,
+}
+
+async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
+    let cfg = &gw.config;
+    let mut waiting =
+        Waiting { gw, job, deadline: job.started + cfg.wait_timeout, next_ping: Instant::now() + cfg.ping_interval };
+
+    // The user's own limit comes first: a user over their limit waits without holding an
+    // account slot.
+    let _user_slot = if job.endpoint == Endpoint::Messages {
+        let user = &job.caller.user;
+        match waiting.acquire(sink, &format!("user:{}", user.id), slot_limit(user.concurrency)).await {
+            Ok(guard) => guard,
+            Err(Stop::ClientGone) => return client_gone(rec),
+            Err(Stop::QueueFull) => return fail(sink, rec, job, too_many_pending()).await,
+            Err(Stop::TimedOut) => return fail(sink, rec, job, concurrency_exceeded("user")).await,
+        }
+    } else {
+        None
+    };
+
+    let mut excluded = HashSet::new();
+    let mut switches = 0u32;
+    let mut last_status: Option<u16> = None;
+    let mut failed_once = false;
+    let mut earliest_cooldown: Option<OffsetDateTime> = None;
+    let mut queue: Option<QueueGuard> = None;
+    let mut sticky = match &job.binding {
+        Some(key) => gw.coord.get_sticky(key).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading a sticky binding failed");
+            None
+        }),
+        None => None,
+    };
+
+    loop {
+        let snap = gw.snapshot.current();
+        let group = snap.groups.get(&job.caller.group.id).unwrap_or(&job.caller.group);
+        let live = gw.live(&group.account_ids).await;
+        let now = OffsetDateTime::now_utc();
+        let list = match schedule::candidates(&snap, group, &job.model, sticky, &excluded, &live, now) {
+            Ok(list) => list,
+            Err(why) => {
+                let retry = earliest_cooldown.map(|t| cooldown::retry_after_secs(t, now));
+                let err = match why {
+                    Unavailable::NoModel => ProxyError::NotFound(format!(
+                        "model `{}` is not served by any account of this key's group",
+                        job.model
+                    )),
+                    Unavailable::CoolingDown { until } if failed_once => {
+                        let earliest = earliest_cooldown.map_or(until, |t| t.min(until));
+                        ProxyError::exhausted(last_status, Some(cooldown::retry_after_secs(earliest, now)))
+                    }
+                    _ if failed_once => ProxyError::exhausted(last_status, retry),
+                    Unavailable::CoolingDown { until } => ProxyError::RateLimited {
+                        message: "All accounts of this group are rate-limited or overloaded, please retry later".into(),
+                        retry_after: cooldown::retry_after_secs(until, now),
+                    },
+                    Unavailable::NoAccount => ProxyError::Unavailable { retry_after: None },
+                };
+                return fail(sink, rec, job, err).await;
+            }
+        };
+        // A binding to an account that can no longer serve is dropped: stickiness never
+        // blocks failover.
+        if let (Some(bound), Some(key)) = (sticky, &job.binding)
+            && list.first().map(|c| c.account_id) != Some(bound)
+        {
+            if let Err(e) = gw.coord.delete_sticky_if(key, bound).await {
+                tracing::warn!(error = %e, "dropping a sticky binding failed");
+            }
+            sticky = None;
+        }
+
+        let mut chosen = None;
+        for candidate in &list {
+            if job.endpoint == Endpoint::CountTokens {
+                chosen = Some((candidate.clone(), None));
+                break;
+            }
+            let Some(account) = snap.accounts.get(&candidate.account_id) else { continue };
+            match gw
+                .coord
+                .try_acquire_slot(&account_slot_key(account.id), slot_limit(account.concurrency), cfg.slot_ttl)
+                .await
+            {
+                Ok(Some(lease)) => {
+                    chosen = Some((candidate.clone(), Some(SlotGuard::new(Arc::clone(&gw.coord), lease))));
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // Fail open: a broken coordinator must not stop all traffic.
+                    tracing::warn!(error = %e, "taking an account slot failed; going on without one");
+                    chosen = Some((candidate.clone(), None));
+                    break;
+                }
+            }
+        }
+        let Some((candidate, slot)) = chosen else {
+            let Some(best) = list.first().and_then(|c| snap.accounts.get(&c.account_id)) else {
+                return fail(sink, rec, job, ProxyError::Unavailable { retry_after: None }).await;
+            };
+            let key = account_slot_key(best.id);
+            let limit = slot_limit(best.concurrency);
+            if queue.is_none() {
+                match enter_queue(gw, &key, limit).await {
+                    Ok(ticket) => queue = ticket,
+                    Err(()) => return fail(sink, rec, job, too_many_pending()).await,
+                }
+            }
+            match waiting.turn(sink, &key, limit).await {
+                Ok(()) => continue,
+                Err(Stop::ClientGone) => return client_gone(rec),
+                Err(_) => return fail(sink, rec, job, concurrency_exceeded("account")).await,
+            }
+        };
+        drop(queue.take());
+        let Some(account) = snap.accounts.get(&candidate.account_id) else { continue };
+        gw.note_used(account.id, now);
+        rec.account_id = Some(account.id);
+        rec.upstream_model.clone_from(&candidate.upstream_model);
+
+        match attempt(gw, job, account, &candidate.upstream_model, sink, rec).await {
+            Attempt::Success(response) => {
+                if let Some(key) = &job.binding {
+                    bind_session(gw, key, account.id, sticky == Some(account.id)).await;
+                }
+                forward(gw, job, account, &candidate.upstream_model, response, slot.as_ref(), sink, rec).await;
+                return;
+            }
+            Attempt::Finished => return,
+            Attempt::ClientGone => return client_gone(rec),
+            Attempt::Failed { status, health } => {
+                failed_once = true;
+                last_status = status;
+                if let Some(until) = apply_health(gw, account, health).await {
+                    earliest_cooldown = Some(earliest_cooldown.map_or(until, |t| t.min(until)));
+                }
+                excluded.insert(account.id);
+                drop(slot);
+                if switches >= cfg.max_account_switches {
+                    let retry = earliest_cooldown.map(|t| cooldown::retry_after_secs(t, OffsetDateTime::now_utc()));
+                    return fail(sink, rec, job, ProxyError::exhausted(last_status, retry)).await;
+                }
+                switches += 1;
+            }
+        }
+    }
+}
+
+fn too_many_pending() -> ProxyError {
+    ProxyError::RateLimited { message: "Too many pending requests, please retry later".into(), retry_after: 1 }
+}
+
+fn concurrency_exceeded(what: &str) -> ProxyError {
+    ProxyError::RateLimited {
+        message: format!("Concurrency limit exceeded for {what}, please retry later"),
+        retry_after: 1,
+    }
+}
+
+fn client_gone(rec: &mut Record) {
+    if rec.error.is_empty() {
+        rec.error = "client disconnected".into();
+    }
+}
+
+/// Answers with a gateway error: a status of its own while nothing was sent, else one
+/// terminal error event.
+async fn fail(sink: &mut Sink, rec: &mut Record, job: &Job, err: ProxyError) {
+    rec.status = err.status();
+    rec.error = err.to_string();
+    if sink.is_started() {
+        sink.send(Bytes::from(err.anthropic_sse_event())).await;
+    } else {
+        sink.respond(error_response(Protocol::Anthropic, &err, &job.request_id));
+    }
+}
+
+/// Takes a place in the wait queue of `key`. `Err`: the queue is full. A coordinator
+/// failure lets the request wait without a ticket.
+async fn enter_queue(gw: &Gateway, key: &str, limit: u32) -> Result<Option<QueueGuard>, ()> {
+    let max_waiters = limit.saturating_add(gw.config.max_extra_waiters);
+    let ttl = gw.config.wait_timeout + Duration::from_secs(5);
+    match gw.coord.try_enter_queue(key, max_waiters, ttl).await {
+        Ok(Some(ticket)) => Ok(Some(QueueGuard::new(Arc::clone(&gw.coord), ticket))),
+        Ok(None) => Err(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "entering a wait queue failed; waiting without a place");
+            Ok(None)
+        }
+    }
+}
+
+/// A request's waiting for slots: its deadline and when its next ping is due.
+struct Waiting<'a> {
+    gw: &'a Gateway,
+    job: &'a Job,
+    deadline: Instant,
+    next_ping: Instant,
+}
+
+impl Waiting<'_> {
+    /// A slot of `key`, waiting for one up to the deadline. `None` when unlimited.
+    async fn acquire(&mut self, sink: &mut Sink, key: &str, limit: u32) -> Result<Option<SlotGuard>, Stop> {
+        let gw = self.gw;
+        if limit == 0 {
+            return Ok(None);
+        }
+        let mut queue = None;
+        loop {
+            match gw.coord.try_acquire_slot(key, limit, gw.config.slot_ttl).await {
+                Ok(Some(lease)) => return Ok(Some(SlotGuard::new(Arc::clone(&gw.coord), lease))),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, key, "taking a slot failed; going on without one");
+                    return Ok(None);
+                }
+            }
+            if queue.is_none() {
+                queue = enter_queue(gw, key, limit).await.map_err(|()| Stop::QueueFull)?;
+            }
+            self.turn(sink, key, limit).await?;
+        }
+    }
+
+    /// Waits a little for a slot of `key` to free up, pinging a streaming client when a ping is
+    /// due (the first ping sends the stream's head). `Ok`: look again.
+    async fn turn(&mut self, sink: &mut Sink, key: &str, limit: u32) -> Result<(), Stop> {
+        let (gw, job, deadline) = (self.gw, self.job, self.deadline);
+        let next_ping = &mut self.next_ping;
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Stop::TimedOut);
+        }
+        let slice = WAIT_SLICE.min(deadline - now).min(next_ping.saturating_duration_since(now));
+        let woke = tokio::select! {
+            woke = gw.coord.wait_for_release(key, limit, slice) => woke,
+            () = sink.closed() => return Err(Stop::ClientGone),
+        };
+        if let Err(e) = woke {
+            tracing::warn!(error = %e, key, "waiting for a slot failed");
+            tokio::time::sleep(slice).await;
+        }
+        if job.stream && Instant::now() >= *next_ping {
+            *next_ping = Instant::now() + gw.config.ping_interval;
+            if !sink.is_started() && !sink.start_stream(StatusCode::OK, stream_headers(job, None, Duration::ZERO)) {
+                return Err(Stop::ClientGone);
+            }
+            if !sink.send(Bytes::from_static(PING_EVENT)).await {
+                return Err(Stop::ClientGone);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One upstream call on `account`, up to its response head.
+async fn attempt(
+    gw: &Gateway,
+    job: &Job,
+    account: &AccountEntry,
+    upstream_model: &str,
+    sink: &mut Sink,
+    rec: &mut Record,
+) -> Attempt {
+    let cfg = &gw.config;
+    let request = gw
+        .http
+        .post(anthropic::url(account, &cfg.anthropic_base_url, job.endpoint.path(), job.query.as_deref()))
+        .headers(anthropic::headers(&job.headers, account))
+        .body(anthropic::body(&job.body, &job.model, upstream_model));
+    let sent = Instant::now();
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout(cfg.response_header_timeout, request.send()) => outcome,
+        () = sink.closed() => return Attempt::ClientGone,
+    };
+    rec.upstream_wait += sent.elapsed();
+    let failure = match outcome {
+        Ok(Ok(response)) if response.status().is_success() => return Attempt::Success(response),
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => {
+            tracing::warn!(account_id = account.id, error = %e.without_url(), "upstream request failed");
+            return transport_failure(account, TransportFailure::Connect, gw);
+        }
+        Err(_) => {
+            tracing::warn!(account_id = account.id, "upstream response headers timed out");
+            return transport_failure(account, TransportFailure::HeaderTimeout, gw);
+        }
+    };
+    let status = failure.status();
+    let headers = failure.headers().clone();
+    let read_started = Instant::now();
+    let body = read_capped(failure, ERROR_BODY_CAP, cfg.stream_idle_timeout).await;
+    rec.upstream_wait += read_started.elapsed();
+    let verdict = cooldown::classify(
+        account.platform,
+        &UpstreamFailure::Http { status, headers: &headers, body: &body },
+        OffsetDateTime::now_utc(),
+        &cfg.cooldown,
+    );
+    match verdict.disposition {
+        Disposition::Failover => {
+            tracing::warn!(
+                account_id = account.id,
+                status = status.as_u16(),
+                "upstream failed; trying another account"
+            );
+            Attempt::Failed { status: Some(status.as_u16()), health: verdict.health }
+        }
+        Disposition::PassThrough => {
+            rec.status = status.as_u16();
+            rec.error = upstream_message(&body);
+            if sink.is_started() {
+                let event = format!("event: error\ndata: {}\n\n", String::from_utf8_lossy(&body));
+                sink.send(Bytes::from(event)).await;
+            } else {
+                let mut res = axum::response::Response::new(axum::body::Body::from(body));
+                *res.status_mut() = status;
+                let out = res.headers_mut();
+                copy_headers(&headers, out, &["content-type", "request-id", "retry-after", "x-should-retry"]);
+                set_overhead(out, job, rec);
+                sink.respond(res);
+            }
+            Attempt::Finished
+        }
+    }
+}
+
+fn transport_failure(account: &AccountEntry, kind: TransportFailure, gw: &Gateway) -> Attempt {
+    let verdict = cooldown::classify(
+        account.platform,
+        &UpstreamFailure::Transport(kind),
+        OffsetDateTime::now_utc(),
+        &gw.config.cooldown,
+    );
+    Attempt::Failed { status: None, health: verdict.health }
+}
+
+/// The upstream's error message, for the usage row.
+fn upstream_message(body: &[u8]) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/message").or_else(|| v.get("message")))
+        .and_then(|m| m.as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    message.chars().take(500).collect()
+}
+
+/// Reads at most `cap` bytes of a body, each chunk within `idle`.
+async fn read_capped(response: reqwest::Response, cap: usize, idle: Duration) -> Bytes {
+    let mut out = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(idle, stream.next()).await {
+        let room = cap.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    Bytes::from(out)
+}
+
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, names: &[&'static str]) {
+    for name in names {
+        if let Some(value) = from.get(*name) {
+            to.insert(*name, value.clone());
+        }
+    }
+}
+
+fn set_overhead(headers: &mut HeaderMap, job: &Job, rec: &Record) {
+    let overhead = job.started.elapsed().saturating_sub(rec.upstream_wait);
+    let ms = format!("{:.3}", overhead.as_secs_f64() * 1000.0);
+    if let Ok(value) = HeaderValue::from_str(&ms) {
+        headers.insert(OVERHEAD_HEADER, value);
+    }
+}
+
+fn stream_headers(job: &Job, upstream: Option<&HeaderMap>, upstream_wait: Duration) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if let Some(upstream) = upstream {
+        copy_headers(upstream, &mut headers, &["request-id"]);
+    }
+    let rec = Record { upstream_wait, ..Record::default() };
+    set_overhead(&mut headers, job, &rec);
+    headers
+}
+
+/// Forwards a successful upstream answer: streamed as it arrives, or whole for non-stream.
+#[allow(clippy::too_many_arguments, reason = "one call site; the pieces are all distinct")]
+async fn forward(
+    gw: &Gateway,
+    job: &Job,
+    account: &AccountEntry,
+    upstream_model: &str,
+    response: reqwest::Response,
+    slot: Option<&SlotGuard>,
+    sink: &mut Sink,
+    rec: &mut Record,
+) {
+    if cooldown::clears_rate_limit(response.headers()) {
+        lift_rate_limit(gw, account).await;
+    }
+    let is_sse = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !is_sse {
+        return forward_whole(gw, job, upstream_model, response, sink, rec).await;
+    }
+    let headers = stream_headers(job, Some(response.headers()), rec.upstream_wait);
+    if !sink.start_stream(StatusCode::OK, headers) {
+        return client_gone(rec);
+    }
+    let mut rewriter = StreamModelRewriter::new(&job.model, upstream_model);
+    let mut lines = SseLineBuffer::default();
+    let mut usage = AnthropicStreamUsage::new();
+    let mut finished = false;
+    let mut body = response.bytes_stream();
+    let refresh_every = gw.config.slot_ttl / 2;
+    let mut refresh_at = Instant::now() + refresh_every;
+    loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout(gw.config.stream_idle_timeout, body.next()) => next,
+            () = sink.closed() => break client_gone(rec),
+        };
+        let chunk = match next {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                tracing::warn!(account_id = account.id, error = %e.without_url(), "upstream stream broke");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(account_id = account.id, "upstream stream went silent");
+                break;
+            }
+        };
+        let out = match rewriter.as_mut() {
+            Some(r) => r.process(chunk),
+            None => chunk,
+        };
+        if out.is_empty() {
+            continue;
+        }
+        if !sink.send(out.clone()).await {
+            break client_gone(rec);
+        }
+        observe(&mut lines, &out, job, rec, &mut usage, &mut finished);
+        if let Some(slot) = slot
+            && Instant::now() >= refresh_at
+        {
+            refresh_at = Instant::now() + refresh_every;
+            let _ = slot.refresh(gw.config.slot_ttl).await;
+        }
+    }
+    if let Some(rest) = rewriter.as_mut().map(StreamModelRewriter::finish).filter(|b| !b.is_empty())
+        && sink.send(rest.clone()).await
+    {
+        observe(&mut lines, &rest, job, rec, &mut usage, &mut finished);
+    }
+    if usage.has_usage() {
+        rec.usage = Some(usage.usage());
+    }
+    if !finished && rec.error.is_empty() {
+        let err = ProxyError::Upstream("upstream stream ended unexpectedly");
+        rec.error = err.to_string();
+        sink.send(Bytes::from(err.anthropic_sse_event())).await;
+    }
+}
+
+/// Watches the bytes that reached the client: first token time, usage, the end of the
+/// message (`message_stop`, or an upstream `error` event, which is terminal too).
+fn observe(
+    lines: &mut SseLineBuffer,
+    bytes: &[u8],
+    job: &Job,
+    rec: &mut Record,
+    usage: &mut AnthropicStreamUsage,
+    finished: &mut bool,
+) {
+    lines.push(bytes, |event| {
+        if rec.first_token.is_none() && !event.data.is_empty() && event.data != b"[DONE]" {
+            rec.first_token = Some(job.started.elapsed());
+        }
+        usage.feed(event.data);
+        match event.event {
+            Some("message_stop") => *finished = true,
+            Some("error") => {
+                *finished = true;
+                rec.error = upstream_message(event.data);
+            }
+            _ => {}
+        }
+    });
+}
+
+async fn forward_whole(
+    gw: &Gateway,
+    job: &Job,
+    upstream_model: &str,
+    response: reqwest::Response,
+    sink: &mut Sink,
+    rec: &mut Record,
+) {
+    let status = response.status();
+    let upstream_headers = response.headers().clone();
+    let read_started = Instant::now();
+    let body = tokio::select! {
+        body = read_capped(response, RESPONSE_BODY_CAP, gw.config.stream_idle_timeout) => body,
+        () = sink.closed() => return client_gone(rec),
+    };
+    rec.upstream_wait += read_started.elapsed();
+    rec.first_token = Some(job.started.elapsed());
+    if job.endpoint == Endpoint::Messages {
+        rec.usage = Usage::from_anthropic_response(&body);
+    }
+    let body = anthropic::restore_model(body, &job.model, upstream_model);
+    let mut res = axum::response::Response::new(axum::body::Body::from(body));
+    *res.status_mut() = status;
+    let headers = res.headers_mut();
+    copy_headers(&upstream_headers, headers, &["content-type", "request-id"]);
+    set_overhead(headers, job, rec);
+    if !sink.respond(res) && !sink.is_started() {
+        client_gone(rec);
+    }
+}
+
+async fn bind_session(gw: &Gateway, key: &str, account_id: i64, already_bound: bool) {
+    let ttl = gw.config.sticky_ttl;
+    let result = if already_bound {
+        gw.coord.touch_sticky(key, ttl).await.map(|_| ())
+    } else {
+        gw.coord.set_sticky(key, account_id, ttl).await
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "writing a sticky binding failed");
+    }
+}
+
+/// Applies a failure's health action to the account; returns the end of a cooldown it set.
+async fn apply_health(gw: &Gateway, account: &AccountEntry, health: HealthAction) -> Option<OffsetDateTime> {
+    let (kind, until) = match health {
+        HealthAction::None => return None,
+        HealthAction::RateLimited { until } => (CooldownKind::RateLimited, until),
+        HealthAction::Overloaded { until } => (CooldownKind::Overloaded, until),
+        HealthAction::Error { reason } => {
+            tracing::warn!(account_id = account.id, %reason, "account put in the error state");
+            if let Err(e) = gw.store.set_account_status(account.id, "error", &reason).await {
+                tracing::error!(error = %e, account_id = account.id, "saving the account's error state failed");
+            }
+            let id = account.id;
+            gw.snapshot.update(|snap| {
+                if let Some(entry) = snap.accounts.get_mut(&id) {
+                    entry.status = domain::AccountStatus::Error;
+                }
+            });
+            return None;
+        }
+    };
+    let until = gw.coord.set_cooldown(account.id, kind, until).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "saving a cooldown in the coordinator failed");
+        until
+    });
+    tracing::warn!(account_id = account.id, kind = kind.as_str(), %until, "account cooling down");
+    persist_cooldowns(gw, account).await;
+    Some(until)
+}
+
+/// Writes the account's cooldown ends to its row so a restart keeps them: the later of what
+/// the row held and what the coordinator holds now.
+async fn persist_cooldowns(gw: &Gateway, account: &AccountEntry) {
+    let now = OffsetDateTime::now_utc();
+    let live = gw.coord.cooldowns(&[account.id]).await.unwrap_or_default().remove(&account.id).unwrap_or_default();
+    let of = |kind: CooldownKind, row: Option<OffsetDateTime>| {
+        live.iter().filter(|c| c.kind == kind).map(|c| c.until).chain(row).filter(|t| *t > now).max()
+    };
+    let rate = of(CooldownKind::RateLimited, account.rate_limit_reset_at);
+    let overload = of(CooldownKind::Overloaded, account.overload_until);
+    if let Err(e) = gw.store.set_account_cooldowns(account.id, rate, overload).await {
+        tracing::error!(error = %e, account_id = account.id, "saving the account's cooldowns failed");
+    }
+}
+
+/// A success that says the rate-limit window is open again ends a stored rate limit.
+async fn lift_rate_limit(gw: &Gateway, account: &AccountEntry) {
+    let cleared = gw.coord.clear_cooldown(account.id, CooldownKind::RateLimited).await.unwrap_or(false);
+    if !cleared && account.rate_limit_reset_at.is_none() {
+        return;
+    }
+    tracing::info!(account_id = account.id, "rate limit lifted: the upstream says the window is open");
+    if let Err(e) = gw.store.set_account_cooldowns(account.id, None, account.overload_until).await {
+        tracing::error!(error = %e, account_id = account.id, "clearing the stored rate limit failed");
+    }
+    let id = account.id;
+    gw.snapshot.update(|snap| {
+        if let Some(entry) = snap.accounts.get_mut(&id) {
+            entry.rate_limit_reset_at = None;
+        }
+    });
+}
+
+fn usage_row(gw: &Gateway, job: &Job, rec: &Record) -> NewUsage {
+    let usage = rec.usage.unwrap_or_default();
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let tokens = domain::pricing::TokenCounts {
+        input: usage.input_tokens,
+        output: usage.output_tokens,
+        cache_creation: usage.cache_creation_tokens,
+        cache_creation_5m: usage.cache_creation_5m_tokens,
+        cache_creation_1h: usage.cache_creation_1h_tokens,
+        cache_read: usage.cache_read_tokens,
+    };
+    let multiplier = job.caller.group.rate_multiplier;
+    let priced_model = if rec.upstream_model.is_empty() { &job.model } else { &rec.upstream_model };
+    let cost = match gw.prices.lookup(priced_model) {
+        Some((_, price)) => domain::pricing::cost(price, &tokens, multiplier),
+        None => {
+            if rec.usage.is_some() {
+                tracing::warn!(model = %priced_model, "no price for this model; usage recorded at zero cost");
+            }
+            domain::pricing::Cost::default()
+        }
+    };
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    NewUsage {
+        request_id: job.request_id.clone(),
+        user_id: Some(job.caller.user.id),
+        api_key_id: Some(job.caller.key.id),
+        account_id: rec.account_id,
+        group_id: Some(job.caller.group.id),
+        requested_model: job.model.clone(),
+        upstream_model: rec.upstream_model.clone(),
+        input_tokens: count(usage.input_tokens),
+        output_tokens: count(usage.output_tokens),
+        cache_creation_tokens: count(usage.cache_creation_tokens),
+        cache_creation_5m_tokens: count(usage.cache_creation_5m_tokens),
+        cache_creation_1h_tokens: count(usage.cache_creation_1h_tokens),
+        cache_read_tokens: count(usage.cache_read_tokens),
+        input_cost: cost.input,
+        output_cost: cost.output,
+        cache_creation_cost: cost.cache_creation,
+        cache_read_cost: cost.cache_read,
+        total_cost: cost.total,
+        actual_cost: cost.actual,
+        rate_multiplier: multiplier,
+        stream: job.stream,
+        status_code: i32::from(rec.status),
+        error_message: rec.error.clone(),
+        duration_ms: ms(job.started.elapsed()),
+        first_token_ms: rec.first_token.map(ms),
+        user_agent: job
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(256)
+            .collect(),
+        created_at: job.started_at,
+    }
+}
