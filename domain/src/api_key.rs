@@ -22,6 +22,8 @@ pub struct ApiKeyView {
     pub key_prefix: String,
     pub group_id: Option<i64>,
     pub status: ApiKeyStatus,
+    /// In-flight gateway requests allowed with this key; 0 is unlimited.
+    pub concurrency: i32,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
     pub created_at: String,
@@ -51,5 +53,7 @@ pub struct ApiKeyInput {
     #[serde(default, with = "crate::double_option")]
     pub group_id: Option<Option<i64>>,
     pub status: Option<ApiKeyStatus>,
+    /// ≤ 0: unlimited (the default).
+    pub concurrency: Option<i32>,
     pub expires_at: Option<String>,
 }

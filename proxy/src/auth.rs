@@ -98,7 +98,14 @@ mod tests {
                 account_ids: vec![],
             },
         );
-        let key = |id, user_id, group_id, status, expires_at| KeyEntry { id, user_id, group_id, status, expires_at };
+        let key = |id, user_id, group_id, status, expires_at| KeyEntry {
+            id,
+            user_id,
+            group_id,
+            status,
+            concurrency: 0,
+            expires_at,
+        };
         let past = Some(OffsetDateTime::now_utc() - Duration::minutes(1));
         s.keys.insert(sha256_hex("sk-ok"), key(1, 1, Some(9), ApiKeyStatus::Active, None));
         s.keys.insert(sha256_hex("sk-off"), key(2, 1, Some(9), ApiKeyStatus::Disabled, None));

@@ -20,6 +20,7 @@ pub struct KeyEntry {
     pub user_id: i64,
     pub group_id: Option<i64>,
     pub status: ApiKeyStatus,
+    pub concurrency: i32,
     pub expires_at: Option<OffsetDateTime>,
 }
 
@@ -98,8 +99,14 @@ impl Snapshot {
         }
         for k in store.list_api_keys(None).await? {
             let status = k.status.parse().map_err(corrupt)?;
-            let entry =
-                KeyEntry { id: k.id, user_id: k.user_id, group_id: k.group_id, status, expires_at: k.expires_at };
+            let entry = KeyEntry {
+                id: k.id,
+                user_id: k.user_id,
+                group_id: k.group_id,
+                status,
+                concurrency: k.concurrency,
+                expires_at: k.expires_at,
+            };
             snap.keys.insert(k.key_hash, entry);
         }
         for g in store.list_groups().await? {

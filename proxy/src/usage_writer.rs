@@ -92,6 +92,7 @@ async fn write_batch(store: &Store, batch: &[NewUsage], stats: &WriterStats) {
         match store.insert_usage(batch).await {
             Ok(()) => {
                 stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                touch_last_used(store, batch).await;
                 return;
             }
             Err(e) if attempt < MAX_ATTEMPTS => {
@@ -105,6 +106,24 @@ async fn write_batch(store: &Store, batch: &[NewUsage], stats: &WriterStats) {
                 tracing::error!(error = %e, rows = batch.len(), request_ids = ?ids, "usage rows could not be written");
             }
         }
+    }
+}
+
+/// Stamps `last_used_at` of the batch's accounts and keys with their latest row (best
+/// effort: the rows themselves are what matters).
+async fn touch_last_used(store: &Store, batch: &[NewUsage]) {
+    let Some(latest) = batch.iter().map(|r| r.created_at).max() else { return };
+    let mut accounts: Vec<i64> = batch.iter().filter_map(|r| r.account_id).collect();
+    let mut keys: Vec<i64> = batch.iter().filter_map(|r| r.api_key_id).collect();
+    for ids in [&mut accounts, &mut keys] {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    if let Err(e) = store.touch_accounts_used(&accounts, latest).await {
+        tracing::warn!(error = %e, "stamping accounts' last use failed");
+    }
+    if let Err(e) = store.touch_api_keys_used(&keys, latest).await {
+        tracing::warn!(error = %e, "stamping API keys' last use failed");
     }
 }
 

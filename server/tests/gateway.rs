@@ -538,3 +538,90 @@ async fn the_body_may_arrive_gzip_compressed() {
     assert_eq!(gw.fake.last_request().unwrap().model(), Some("claude-sonnet-4-5"));
     gw.app.shutdown().await;
 }
+
+gateway_test!(key_limits_queue_requests_and_last_use_is_recorded, |db| {
+    let gw = Gw::start(db, 1, json!({"concurrency": 0})).await;
+    let uid = admin(&gw.app, "GET", "/users", Value::Null)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "dev@example.com")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let created = admin(
+        &gw.app,
+        "POST",
+        &format!("/users/{uid}/api-keys"),
+        json!({"name": "one-at-a-time", "group_id": gw.group, "concurrency": 1}),
+    )
+    .await;
+    assert_eq!(created["concurrency"], 1);
+    let key = created["key"].as_str().unwrap().to_owned();
+    gw.fake.set_default(Script::ok().deltas(3).delay_between_events(Duration::from_millis(100)));
+    let requests = (0..3).map(|_| async {
+        let res = gw
+            .app
+            .client
+            .post(gw.app.url("/v1/messages"))
+            .bearer_auth(&key)
+            .json(&hello("claude-sonnet-4-5", true))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
+    });
+    for body in futures_util::future::join_all(requests).await {
+        assert!(body.contains("message_stop"), "{body}");
+    }
+    assert_eq!(gw.fake.max_in_flight(), 1, "the key's limit of 1 holds though the account is unlimited");
+
+    let rows = gw.usage_rows(3).await;
+    assert_eq!(rows.len(), 3);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let account = gw.account(0).await;
+        let keys = admin(&gw.app, "GET", &format!("/users/{uid}/api-keys"), Value::Null).await;
+        let used =
+            keys.as_array().unwrap().iter().find(|k| k["name"] == "one-at-a-time").unwrap()["last_used_at"].is_string();
+        if account["last_used_at"].is_string() && used {
+            break;
+        }
+        assert!(Instant::now() < deadline, "last use stamped on the account and the key: {account}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.app.shutdown().await;
+});
+
+gateway_test!(account_test_reports_the_answer_and_recovers_an_errored_account, |db| {
+    let gw = Gw::start(db, 1, json!({})).await;
+    let id = gw.accounts[0];
+    gw.fake.push_for(cred(0), Script::status_code(401).error_message("invalid x-api-key"));
+    let failed = admin(&gw.app, "POST", &format!("/accounts/{id}/test"), Value::Null).await;
+    assert_eq!((failed["success"].as_bool(), failed["status"].as_u64()), (Some(false), Some(401)), "{failed}");
+    assert!(failed["error"].as_str().unwrap().contains("invalid x-api-key"), "{failed}");
+
+    gw.fake.push_for(cred(0), Script::status_code(401));
+    assert_eq!(gw.send(&hello("claude-sonnet-4-5", false)).await.status(), 502, "the only account failed auth");
+    assert_eq!(gw.account(0).await["status"], "error");
+
+    let ok = admin(&gw.app, "POST", &format!("/accounts/{id}/test"), json!({"model": "claude-haiku-4-5"})).await;
+    assert_eq!(ok["success"], true, "{ok}");
+    assert_eq!(ok["model"], "claude-haiku-4-5");
+    assert_eq!(ok["text"], proxy::testing::DEFAULT_TEXT);
+    assert_eq!(gw.account(0).await["status"], "active", "a passing test returns the account to service");
+    assert_eq!(gw.send(&hello("claude-sonnet-4-5", false)).await.status(), 200);
+
+    let res = gw
+        .app
+        .client
+        .post(gw.app.url("/api/v1/admin/accounts/999999/test"))
+        .header("x-api-key", ADMIN_API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    gw.app.shutdown().await;
+});

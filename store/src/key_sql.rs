@@ -7,7 +7,7 @@ use crate::repo::{ApiKeyFields, ApiKeyRepo, ApiKeyRow};
 use crate::sql::{PgRepos, SqliteRepos, at};
 use crate::{StoreError, StoreResult};
 
-const KEY_COLUMNS: &str = "SELECT id, user_id, key_hash, key_prefix, name, group_id, status, expires_at, last_used_at, created_at FROM api_keys";
+const KEY_COLUMNS: &str = "SELECT id, user_id, key_hash, key_prefix, name, group_id, status, concurrency, expires_at, last_used_at, created_at FROM api_keys";
 
 macro_rules! impl_key_repo {
     ($repos:ty, $db:ty) => {
@@ -22,7 +22,7 @@ macro_rules! impl_key_repo {
             ) -> StoreResult<ApiKeyRow> {
                 let id = sqlx::query_scalar::<$db, i64>(
                     "INSERT INTO api_keys (user_id, key_hash, key_prefix, name, group_id, status, expires_at, \
-                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+                     created_at, updated_at, concurrency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
                 )
                 .bind(user_id)
                 .bind(key_hash)
@@ -32,6 +32,7 @@ macro_rules! impl_key_repo {
                 .bind(fields.status.as_str())
                 .bind(fields.expires_at.map(at))
                 .bind(at(OffsetDateTime::now_utc()))
+                .bind(fields.concurrency)
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| StoreError::conflict_on_unique(e, "API key"))?;
@@ -55,8 +56,8 @@ macro_rules! impl_key_repo {
 
             async fn update_api_key(&self, id: i64, fields: &ApiKeyFields) -> StoreResult<ApiKeyRow> {
                 let done = sqlx::query::<$db>(
-                    "UPDATE api_keys SET name = $1, group_id = $2, status = $3, expires_at = $4, updated_at = $5 \
-                     WHERE id = $6",
+                    "UPDATE api_keys SET name = $1, group_id = $2, status = $3, expires_at = $4, updated_at = $5, \
+                     concurrency = $7 WHERE id = $6",
                 )
                 .bind(&fields.name)
                 .bind(fields.group_id)
@@ -64,12 +65,24 @@ macro_rules! impl_key_repo {
                 .bind(fields.expires_at.map(at))
                 .bind(at(OffsetDateTime::now_utc()))
                 .bind(id)
+                .bind(fields.concurrency)
                 .execute(&self.pool)
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound("API key"));
                 }
                 self.find_api_key(id).await?.ok_or(StoreError::NotFound("API key"))
+            }
+
+            async fn touch_api_keys_used(&self, ids: &[i64], used_at: OffsetDateTime) -> StoreResult<()> {
+                for id in ids {
+                    sqlx::query::<$db>("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                        .bind(at(used_at))
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok(())
             }
 
             async fn delete_api_key(&self, id: i64) -> StoreResult<bool> {

@@ -91,6 +91,7 @@ pub struct ApiKeyRow {
     pub name: String,
     pub group_id: Option<i64>,
     pub status: String,
+    pub concurrency: i32,
     pub expires_at: Option<OffsetDateTime>,
     pub last_used_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
@@ -105,6 +106,7 @@ impl ApiKeyRow {
             key_prefix: self.key_prefix.clone(),
             group_id: self.group_id,
             status: self.status.parse().map_err(|e: domain::UnknownVariant| StoreError::Corrupt(e.to_string()))?,
+            concurrency: self.concurrency,
             expires_at: self.expires_at.map(rfc3339),
             last_used_at: self.last_used_at.map(rfc3339),
             created_at: rfc3339(self.created_at),
@@ -118,6 +120,8 @@ pub struct ApiKeyFields {
     pub name: String,
     pub group_id: Option<i64>,
     pub status: domain::ApiKeyStatus,
+    /// In-flight gateway requests allowed with this key; ≤ 0 is unlimited.
+    pub concurrency: i32,
     pub expires_at: Option<OffsetDateTime>,
 }
 
@@ -136,6 +140,8 @@ pub trait ApiKeyRepo: Send + Sync {
     async fn list_api_keys(&self, user_id: Option<i64>) -> StoreResult<Vec<ApiKeyRow>>;
     async fn update_api_key(&self, id: i64, fields: &ApiKeyFields) -> StoreResult<ApiKeyRow>;
     async fn delete_api_key(&self, id: i64) -> StoreResult<bool>;
+    /// Stamps `last_used_at` (written with usage rows, off the hot path).
+    async fn touch_api_keys_used(&self, ids: &[i64], used_at: OffsetDateTime) -> StoreResult<()>;
 }
 
 /// Key/value settings that the admin can change at run time.

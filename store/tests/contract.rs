@@ -203,6 +203,7 @@ contract!(users_update_list_and_delete_cascades_keys, |store: Store| async move 
         name: "laptop".into(),
         group_id: None,
         status: domain::ApiKeyStatus::Active,
+        concurrency: 0,
         expires_at: Some(OffsetDateTime::now_utc() + Duration::days(30)),
     };
     let key = store.create_api_key(u.id, "hash-1", "sk-abcd", &fields).await.expect("key");
@@ -221,6 +222,7 @@ contract!(users_update_list_and_delete_cascades_keys, |store: Store| async move 
             &store::ApiKeyFields {
                 group_id: Some(g.id),
                 status: domain::ApiKeyStatus::Disabled,
+                concurrency: 4,
                 expires_at: None,
                 ..fields
             },
@@ -228,6 +230,10 @@ contract!(users_update_list_and_delete_cascades_keys, |store: Store| async move 
         .await
         .expect("update");
     assert_eq!((moved.group_id, moved.status.as_str(), moved.expires_at), (Some(g.id), "disabled", None));
+    assert_eq!(moved.concurrency, 4);
+    let used_at = OffsetDateTime::now_utc().replace_nanosecond(0).expect("whole second");
+    store.touch_api_keys_used(&[key.id], used_at).await.expect("touch");
+    assert_eq!(store.find_api_key(key.id).await.expect("find").expect("key").last_used_at, Some(used_at));
     assert_eq!(store.find_group(g.id).await.expect("g").expect("g").api_key_count, 1);
     assert!(store.delete_group(g.id).await.expect("delete group"));
     assert_eq!(store.find_api_key(key.id).await.expect("find").expect("kept").group_id, None, "keys become ungrouped");

@@ -123,6 +123,7 @@ fn key_fields(input: ApiKeyInput, current: Option<&store::ApiKeyRow>) -> Result<
         name,
         group_id: input.group_id.unwrap_or(current.and_then(|c| c.group_id)),
         status,
+        concurrency: input.concurrency.or(current.map(|c| c.concurrency)).unwrap_or(0).max(0),
         expires_at: parse_expiry(input.expires_at, current.and_then(|c| c.expires_at))?,
     })
 }

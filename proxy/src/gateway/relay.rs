@@ -111,19 +111,24 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
     let mut waiting =
         Waiting { gw, job, deadline: job.started + cfg.wait_timeout, next_ping: Instant::now() + cfg.ping_interval };
 
-    // The user's own limit comes first: a user over their limit waits without holding an
-    // account slot.
-    let _user_slot = if job.endpoint == Endpoint::Messages {
-        let user = &job.caller.user;
-        match waiting.acquire(sink, &format!("user:{}", user.id), slot_limit(user.concurrency)).await {
-            Ok(guard) => guard,
-            Err(Stop::ClientGone) => return client_gone(rec),
-            Err(Stop::QueueFull) => return fail(sink, rec, job, too_many_pending()).await,
-            Err(Stop::TimedOut) => return fail(sink, rec, job, concurrency_exceeded("user")).await,
+    // The user's and the key's own limits come first: a caller over its limit waits without
+    // holding an account slot.
+    let mut caller_slots = Vec::new();
+    if job.endpoint == Endpoint::Messages {
+        let (user, key) = (&job.caller.user, &job.caller.key);
+        let limits = [
+            (format!("user:{}", user.id), user.concurrency, "user"),
+            (format!("api_key:{}", key.id), key.concurrency, "API key"),
+        ];
+        for (slot_key, limit, what) in limits {
+            match waiting.acquire(sink, &slot_key, slot_limit(limit)).await {
+                Ok(guard) => caller_slots.extend(guard),
+                Err(Stop::ClientGone) => return client_gone(rec),
+                Err(Stop::QueueFull) => return fail(sink, rec, job, too_many_pending()).await,
+                Err(Stop::TimedOut) => return fail(sink, rec, job, concurrency_exceeded(what)).await,
+            }
         }
-    } else {
-        None
-    };
+    }
 
     let mut excluded = HashSet::new();
     let mut switches = 0u32;
