@@ -153,7 +153,7 @@ impl ProxyError {
                 message: "Upstream rate limit exceeded, please retry later".into(),
                 retry_after: retry_after.unwrap_or(1),
             },
-            Some(529) => ProxyError::Overloaded { retry_after },
+            Some(529) => ProxyError::Overloaded { retry_after: retry_after.or(Some(1)) },
             Some(500 | 502 | 503 | 504) | None => ProxyError::Upstream("Upstream service temporarily unavailable"),
             Some(_) => ProxyError::Upstream("Upstream request failed"),
         }

@@ -14,6 +14,7 @@ use axum::Router;
 use axum::http::{HeaderName, Request};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use proxy::gateway::Gateway;
@@ -117,6 +118,12 @@ impl Application {
         let Application { listener, router, store, gateway, usage_task, grace, tasks, cancel } = self;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        // Small SSE writes would otherwise wait on delayed ACKs (tens of ms per event).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY could not be set on a connection");
+            }
+        });
         let mut server = tokio::spawn(async move {
             axum::serve(listener, service)
                 .with_graceful_shutdown(async move {
@@ -136,12 +143,19 @@ impl Application {
             "shutting down: no new connections; finishing in-flight requests"
         );
         let _ = stop_tx.send(());
-        match tokio::time::timeout(grace, &mut server).await {
-            Ok(res) => res??,
+        let cut = match tokio::time::timeout(grace, &mut server).await {
+            Ok(res) => {
+                res??;
+                false
+            }
             Err(_) => {
                 tracing::warn!("grace period over; closing the remaining connections");
                 server.abort();
+                true
             }
+        };
+        if !gateway.stop_relays(cut, Duration::from_secs(5)).await {
+            tracing::warn!("some relay tasks did not end in time");
         }
         cancel.cancel();
         tasks.close();

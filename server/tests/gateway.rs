@@ -625,3 +625,40 @@ gateway_test!(account_test_reports_the_answer_and_recovers_an_errored_account, |
     assert_eq!(res.status(), 404);
     gw.app.shutdown().await;
 });
+
+gateway_test!(a_success_saying_the_window_is_open_lifts_a_stale_rate_limit, |db| {
+    let gw = Gw::start_with(db, 1, json!({}), |c| c.rate_limit.fallback_cooldown_seconds = 1).await;
+    gw.fake.push(Script::status_code(429));
+    let res = gw.send(&hello("claude-sonnet-4-5", false)).await;
+    assert_eq!(res.status(), 429, "the only account is rate-limited");
+    assert!(gw.account(0).await["rate_limit_reset_at"].is_string());
+    let rows = gw.usage_rows(1).await;
+    assert_eq!(
+        (rows[0].status_code, rows[0].total_cost, rows[0].input_tokens),
+        (429, 0.0, 0),
+        "failed: a row, no cost"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    gw.fake.push(Script::ok().header("anthropic-ratelimit-unified-5h-status", "allowed"));
+    assert_eq!(gw.send(&hello("claude-sonnet-4-5", false)).await.status(), 200);
+    assert!(gw.account(0).await["rate_limit_reset_at"].is_null(), "the stored limit is gone");
+    gw.app.shutdown().await;
+});
+
+gateway_test!(a_session_waits_for_its_busy_account_instead_of_moving, |db| {
+    let gw = Gw::start(db, 2, json!({"concurrency": 1})).await;
+    let session = "0b7e2a50-2222-4333-8444-955566667777";
+    assert_eq!(gw.send(&in_session("claude-sonnet-4-5", session)).await.status(), 200);
+    let bound = if gw.fake.count_for(&cred(0)) == 1 { 0 } else { 1 };
+    gw.fake.set_default(Script::ok().deltas(4).delay_between_events(Duration::from_millis(150)));
+    let mut streaming = in_session("claude-sonnet-4-5", session);
+    streaming["stream"] = json!(true);
+    let both = (0..2).map(|_| async { gw.send(&streaming).await.text().await.unwrap() });
+    for body in futures_util::future::join_all(both).await {
+        assert!(body.contains("message_stop"), "{body}");
+    }
+    assert_eq!(gw.fake.count_for(&cred(bound)), 3, "both parallel requests of the session used its account");
+    assert_eq!(gw.fake.count_for(&cred(1 - bound)), 0);
+    gw.app.shutdown().await;
+});

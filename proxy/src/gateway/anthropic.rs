@@ -10,6 +10,9 @@ use crate::snapshot::AccountEntry;
 
 pub(super) const DEFAULT_VERSION: &str = "2023-06-01";
 
+/// Most bytes held back while looking for `message_start`.
+const MAX_HELD: usize = 1024 * 1024;
+
 /// Client headers forwarded upstream; everything else (the gateway key above all, cookies,
 /// `accept-encoding`, hop-by-hop headers) stays here.
 const FORWARDED: &[&str] = &[
@@ -25,13 +28,12 @@ const FORWARDED: &[&str] = &[
     "x-claude-code-session-id",
 ];
 
-/// The upstream URL for `path` (`/v1/messages`, …) with the client's query string.
+/// The upstream URL for `path` (`/v1/messages`, …). Of the client's query only `beta` is
+/// kept: anything else (a `key=` above all) stays here.
 pub(super) fn url(account: &AccountEntry, default_base: &str, path: &str, query: Option<&str>) -> String {
     let base = account.base_url.as_deref().filter(|b| !b.is_empty()).unwrap_or(default_base).trim_end_matches('/');
-    match query {
-        Some(q) if !q.is_empty() => format!("{base}{path}?{q}"),
-        _ => format!("{base}{path}"),
-    }
+    let kept: Vec<&str> = query.unwrap_or_default().split('&').filter(|pair| pair.starts_with("beta=")).collect();
+    if kept.is_empty() { format!("{base}{path}") } else { format!("{base}{path}?{}", kept.join("&")) }
 }
 
 /// The headers sent upstream: the allowlisted client headers, the account's key, and an
@@ -122,20 +124,33 @@ impl StreamModelRewriter {
         (requested != upstream).then(|| Self { requested: requested.to_owned(), pending: Some(Vec::new()) })
     }
 
-    /// The bytes to forward for `chunk` (possibly none yet).
+    /// The bytes to forward for `chunk` (possibly none yet). Events before `message_start`
+    /// (a relay's keep-alive, a ping) pass through as they complete.
     pub(super) fn process(&mut self, chunk: Bytes) -> Bytes {
         let Some(pending) = self.pending.as_mut() else {
             return chunk;
         };
         pending.extend_from_slice(&chunk);
-        let Some(end) = event_end(pending) else {
-            return Bytes::new();
-        };
-        let mut all = self.pending.take().unwrap_or_default();
-        let rest = all.split_off(end);
-        let mut first = rewrite_event(&all, &self.requested).unwrap_or(all);
-        first.extend_from_slice(&rest);
-        Bytes::from(first)
+        let mut out = Vec::new();
+        while let Some(pending) = self.pending.as_mut() {
+            let Some(end) = event_end(pending) else {
+                if pending.len() > MAX_HELD {
+                    // Not an event stream we understand: stop holding bytes back.
+                    out.extend(self.pending.take().unwrap_or_default());
+                }
+                break;
+            };
+            let rest = pending.split_off(end);
+            let event = std::mem::replace(pending, rest);
+            match rewrite_event(&event, &self.requested) {
+                Some(rewritten) => {
+                    out.extend(rewritten);
+                    out.extend(self.pending.take().unwrap_or_default());
+                }
+                None => out.extend(event),
+            }
+        }
+        Bytes::from(out)
     }
 
     /// Bytes still held when the stream ended before its first event was complete.
@@ -212,6 +227,12 @@ mod tests {
         assert!(text.ends_with("\n\nevent: ping\n"), "the rest passes through: {text}");
         let later = Bytes::from_static(b"data: {\"model\":\"served\"}\n\n");
         assert_eq!(r.process(later.clone()), later, "after the first event, bytes are untouched");
+
+        let mut r = StreamModelRewriter::new("asked", "served").unwrap();
+        let out = r.process(Bytes::from(format!(": keep-alive\n\nevent: ping\ndata: {{}}\n\n{start}")));
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(text.starts_with(": keep-alive\n\nevent: ping\n"), "{text}");
+        assert!(text.contains("\"model\":\"asked\""), "message_start after other events is still rewritten: {text}");
     }
 
     #[test]

@@ -49,7 +49,7 @@ async fn handle(gw: Arc<Gateway>, req: Request, endpoint: Endpoint) -> Response 
         Err(e) => return error_response(Protocol::Anthropic, &e, &rid),
     };
     let (sink, head) = Sink::new();
-    tokio::spawn(relay::drive(Arc::clone(&gw), job, sink));
+    gw.tasks.spawn(relay::drive(Arc::clone(&gw), job, sink));
     match head.await {
         Ok(res) => res,
         Err(_) => {

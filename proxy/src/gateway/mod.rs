@@ -26,6 +26,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use store::Store;
 use store::coord::{CooldownKind, Coordinator};
 use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::cooldown::CooldownConfig;
 use crate::error::{Protocol, ProxyError};
@@ -96,6 +98,11 @@ pub struct Gateway {
     /// When this instance last picked each account, for least-recently-used order between
     /// snapshot reloads (the store's `last_used_at` is written with the usage rows).
     last_used: Mutex<HashMap<i64, OffsetDateTime>>,
+    /// The relay tasks, so shutdown can wait for their usage rows.
+    tasks: TaskTracker,
+    /// Cancelled when the shutdown grace period is over: streams still running are cut (and
+    /// their rows recorded) instead of outliving the server.
+    shutdown: CancellationToken,
 }
 
 impl Gateway {
@@ -113,7 +120,28 @@ impl Gateway {
             .connect_timeout(Duration::from_secs(10))
             .build()?;
         let prices: PriceTable = serde_json::from_str(BUNDLED_PRICES)?;
-        Ok(Gateway { config, snapshot, coord, store, http, usage, prices, last_used: Mutex::new(HashMap::new()) })
+        Ok(Gateway {
+            config,
+            snapshot,
+            coord,
+            store,
+            http,
+            usage,
+            prices,
+            last_used: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// After the grace period: cut the streams still running, then wait (at most `timeout`)
+    /// for every relay task to record its usage row.
+    pub async fn stop_relays(&self, cut_streams: bool, timeout: Duration) -> bool {
+        if cut_streams {
+            self.shutdown.cancel();
+        }
+        self.tasks.close();
+        tokio::time::timeout(timeout, self.tasks.wait()).await.is_ok()
     }
 
     /// The gateway routes, ready to be merged into the server's router.

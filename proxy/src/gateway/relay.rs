@@ -77,6 +77,8 @@ struct Record {
     first_token: Option<Duration>,
     /// Time spent waiting on the upstream (headers and body), excluded from the overhead.
     upstream_wait: Duration,
+    /// The upstream's answer started reaching the client.
+    answered: bool,
 }
 
 /// Relays `job`, answering through `sink`, then records its usage row.
@@ -104,6 +106,7 @@ enum Stop {
     TimedOut,
     QueueFull,
     ClientGone,
+    ShuttingDown,
 }
 
 async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
@@ -116,14 +119,16 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
     let mut caller_slots = Vec::new();
     if job.endpoint == Endpoint::Messages {
         let (user, key) = (&job.caller.user, &job.caller.key);
+        // The key first: a key at its limit must not hold its user's other keys back.
         let limits = [
-            (format!("user:{}", user.id), user.concurrency, "user"),
             (format!("api_key:{}", key.id), key.concurrency, "API key"),
+            (format!("user:{}", user.id), user.concurrency, "user"),
         ];
         for (slot_key, limit, what) in limits {
             match waiting.acquire(sink, &slot_key, slot_limit(limit)).await {
                 Ok(guard) => caller_slots.extend(guard),
                 Err(Stop::ClientGone) => return client_gone(rec),
+                Err(Stop::ShuttingDown) => return fail(sink, rec, job, shutting_down()).await,
                 Err(Stop::QueueFull) => return fail(sink, rec, job, too_many_pending()).await,
                 Err(Stop::TimedOut) => return fail(sink, rec, job, concurrency_exceeded(what)).await,
             }
@@ -167,7 +172,9 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
                         message: "All accounts of this group are rate-limited or overloaded, please retry later".into(),
                         retry_after: cooldown::retry_after_secs(until, now),
                     },
-                    Unavailable::NoAccount => ProxyError::Unavailable { retry_after: None },
+                    Unavailable::NoAccount => {
+                        ProxyError::Unavailable { retry_after: Some(cfg.cooldown.fallback_cooldown_seconds.max(1)) }
+                    }
                 };
                 return fail(sink, rec, job, err).await;
             }
@@ -183,8 +190,14 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
             sticky = None;
         }
 
+        // A usable bound account that is merely busy is waited for, not left: moving the
+        // session would lose its prompt cache.
+        let sticky_first = sticky.is_some() && list.first().map(|c| c.account_id) == sticky;
         let mut chosen = None;
-        for candidate in &list {
+        for (i, candidate) in list.iter().enumerate() {
+            if sticky_first && i > 0 {
+                break;
+            }
             if job.endpoint == Endpoint::CountTokens {
                 chosen = Some((candidate.clone(), None));
                 break;
@@ -210,7 +223,7 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
         }
         let Some((candidate, slot)) = chosen else {
             let Some(best) = list.first().and_then(|c| snap.accounts.get(&c.account_id)) else {
-                return fail(sink, rec, job, ProxyError::Unavailable { retry_after: None }).await;
+                return fail(sink, rec, job, ProxyError::Unavailable { retry_after: Some(1) }).await;
             };
             let key = account_slot_key(best.id);
             let limit = slot_limit(best.concurrency);
@@ -223,6 +236,7 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
             match waiting.turn(sink, &key, limit).await {
                 Ok(()) => continue,
                 Err(Stop::ClientGone) => return client_gone(rec),
+                Err(Stop::ShuttingDown) => return fail(sink, rec, job, shutting_down()).await,
                 Err(_) => return fail(sink, rec, job, concurrency_exceeded("account")).await,
             }
         };
@@ -237,7 +251,8 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
                 if let Some(key) = &job.binding {
                     bind_session(gw, key, account.id, sticky == Some(account.id)).await;
                 }
-                forward(gw, job, account, &candidate.upstream_model, response, slot.as_ref(), sink, rec).await;
+                let held: Vec<&SlotGuard> = caller_slots.iter().chain(slot.as_ref()).collect();
+                forward(gw, job, account, &candidate.upstream_model, response, &held, sink, rec).await;
                 return;
             }
             Attempt::Finished => return,
@@ -260,6 +275,10 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
     }
 }
 
+fn shutting_down() -> ProxyError {
+    ProxyError::Unavailable { retry_after: Some(5) }
+}
+
 fn too_many_pending() -> ProxyError {
     ProxyError::RateLimited { message: "Too many pending requests, please retry later".into(), retry_after: 1 }
 }
@@ -271,9 +290,14 @@ fn concurrency_exceeded(what: &str) -> ProxyError {
     }
 }
 
+/// The client left. Before any answer the row says 499 (the client closed the request);
+/// during a stream it keeps the upstream status and bills what was delivered.
 fn client_gone(rec: &mut Record) {
     if rec.error.is_empty() {
         rec.error = "client disconnected".into();
+    }
+    if !rec.answered {
+        rec.status = 499;
     }
 }
 
@@ -345,10 +369,16 @@ impl Waiting<'_> {
         if now >= deadline {
             return Err(Stop::TimedOut);
         }
-        let slice = WAIT_SLICE.min(deadline - now).min(next_ping.saturating_duration_since(now));
+        let mut slice = WAIT_SLICE.min(deadline - now);
+        if job.stream {
+            slice = slice.min(next_ping.saturating_duration_since(now));
+        }
+        // Never a zero slice: that would spin on the coordinator.
+        let slice = slice.max(Duration::from_millis(1));
         let woke = tokio::select! {
             woke = gw.coord.wait_for_release(key, limit, slice) => woke,
             () = sink.closed() => return Err(Stop::ClientGone),
+            () = gw.shutdown.cancelled() => return Err(Stop::ShuttingDown),
         };
         if let Err(e) = woke {
             tracing::warn!(error = %e, key, "waiting for a slot failed");
@@ -403,7 +433,8 @@ async fn attempt(
     let status = failure.status();
     let headers = failure.headers().clone();
     let read_started = Instant::now();
-    let body = read_capped(failure, ERROR_BODY_CAP, cfg.stream_idle_timeout).await;
+    // A partial error body still classifies.
+    let body = read_capped(failure, ERROR_BODY_CAP, cfg.stream_idle_timeout).await.unwrap_or_else(|partial| partial);
     rec.upstream_wait += read_started.elapsed();
     let verdict = cooldown::classify(
         account.platform,
@@ -421,11 +452,11 @@ async fn attempt(
             Attempt::Failed { status: Some(status.as_u16()), health: verdict.health }
         }
         Disposition::PassThrough => {
+            rec.answered = true;
             rec.status = status.as_u16();
             rec.error = upstream_message(&body);
             if sink.is_started() {
-                let event = format!("event: error\ndata: {}\n\n", String::from_utf8_lossy(&body));
-                sink.send(Bytes::from(event)).await;
+                sink.send(Bytes::from(upstream_error_event(&body))).await;
             } else {
                 let mut res = axum::response::Response::new(axum::body::Body::from(body));
                 *res.status_mut() = status;
@@ -449,6 +480,15 @@ fn transport_failure(account: &AccountEntry, kind: TransportFailure, gw: &Gatewa
     Attempt::Failed { status: None, health: verdict.health }
 }
 
+/// An upstream error body as one well-formed terminal SSE event (compact JSON on one line).
+fn upstream_error_event(body: &[u8]) -> String {
+    let parsed = serde_json::from_slice::<serde_json::Value>(body).ok().filter(|v| v.get("error").is_some());
+    let json = parsed.unwrap_or_else(
+        || serde_json::json!({"type": "error", "error": {"type": "api_error", "message": upstream_message(body)}}),
+    );
+    format!("event: error\ndata: {json}\n\n")
+}
+
 /// The upstream's error message, for the usage row.
 fn upstream_message(body: &[u8]) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
@@ -461,18 +501,24 @@ fn upstream_message(body: &[u8]) -> String {
     message.chars().take(500).collect()
 }
 
-/// Reads at most `cap` bytes of a body, each chunk within `idle`.
-async fn read_capped(response: reqwest::Response, cap: usize, idle: Duration) -> Bytes {
+/// Reads at most `cap` bytes of a body, each chunk within `idle`. `Err` holds what arrived
+/// when the body broke, stalled or was longer than `cap`.
+async fn read_capped(response: reqwest::Response, cap: usize, idle: Duration) -> Result<Bytes, Bytes> {
     let mut out = Vec::new();
     let mut stream = response.bytes_stream();
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(idle, stream.next()).await {
-        let room = cap.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if out.len() >= cap {
-            break;
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(None) => return Ok(Bytes::from(out)),
+            Ok(Some(Ok(chunk))) => {
+                let room = cap.saturating_sub(out.len());
+                out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if chunk.len() > room {
+                    return Err(Bytes::from(out));
+                }
+            }
+            Ok(Some(Err(_))) | Err(_) => return Err(Bytes::from(out)),
         }
     }
-    Bytes::from(out)
 }
 
 fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, names: &[&'static str]) {
@@ -512,7 +558,7 @@ async fn forward(
     account: &AccountEntry,
     upstream_model: &str,
     response: reqwest::Response,
-    slot: Option<&SlotGuard>,
+    slots: &[&SlotGuard],
     sink: &mut Sink,
     rec: &mut Record,
 ) {
@@ -528,6 +574,7 @@ async fn forward(
         return forward_whole(gw, job, upstream_model, response, sink, rec).await;
     }
     let headers = stream_headers(job, Some(response.headers()), rec.upstream_wait);
+    rec.answered = true;
     if !sink.start_stream(StatusCode::OK, headers) {
         return client_gone(rec);
     }
@@ -542,6 +589,10 @@ async fn forward(
         let next = tokio::select! {
             next = tokio::time::timeout(gw.config.stream_idle_timeout, body.next()) => next,
             () = sink.closed() => break client_gone(rec),
+            () = gw.shutdown.cancelled() => {
+                tracing::warn!(account_id = account.id, "stream cut: the shutdown grace period is over");
+                break;
+            }
         };
         let chunk = match next {
             Ok(Some(Ok(chunk))) => chunk,
@@ -562,15 +613,15 @@ async fn forward(
         if out.is_empty() {
             continue;
         }
-        if !sink.send(out.clone()).await {
+        if !send_within(sink, out.clone(), gw.config.stream_idle_timeout).await {
             break client_gone(rec);
         }
         observe(&mut lines, &out, job, rec, &mut usage, &mut finished);
-        if let Some(slot) = slot
-            && Instant::now() >= refresh_at
-        {
+        if Instant::now() >= refresh_at {
             refresh_at = Instant::now() + refresh_every;
-            let _ = slot.refresh(gw.config.slot_ttl).await;
+            for slot in slots {
+                let _ = slot.refresh(gw.config.slot_ttl).await;
+            }
         }
     }
     if let Some(rest) = rewriter.as_mut().map(StreamModelRewriter::finish).filter(|b| !b.is_empty())
@@ -578,12 +629,15 @@ async fn forward(
     {
         observe(&mut lines, &rest, job, rec, &mut usage, &mut finished);
     }
+    // A last event without its blank line still counts.
+    lines.finish(|event| on_event(event, job, rec, &mut usage, &mut finished));
     if usage.has_usage() {
         rec.usage = Some(usage.usage());
     }
     if !finished && rec.error.is_empty() {
         let err = ProxyError::Upstream("upstream stream ended unexpectedly");
         rec.error = err.to_string();
+        rec.status = err.status();
         sink.send(Bytes::from(err.anthropic_sse_event())).await;
     }
 }
@@ -598,20 +652,37 @@ fn observe(
     usage: &mut AnthropicStreamUsage,
     finished: &mut bool,
 ) {
-    lines.push(bytes, |event| {
-        if rec.first_token.is_none() && !event.data.is_empty() && event.data != b"[DONE]" {
-            rec.first_token = Some(job.started.elapsed());
-        }
-        usage.feed(event.data);
-        match event.event {
-            Some("message_stop") => *finished = true,
-            Some("error") => {
-                *finished = true;
-                rec.error = upstream_message(event.data);
-            }
-            _ => {}
-        }
-    });
+    lines.push(bytes, |event| on_event(event, job, rec, usage, finished));
+}
+
+fn on_event(
+    event: crate::usage::SseEvent<'_>,
+    job: &Job,
+    rec: &mut Record,
+    usage: &mut AnthropicStreamUsage,
+    finished: &mut bool,
+) {
+    if rec.first_token.is_none() && !event.data.is_empty() && event.data != b"[DONE]" {
+        rec.first_token = Some(job.started.elapsed());
+    }
+    usage.feed(event.data);
+    let has_type = |name: &str| {
+        let quoted = format!("\"{name}\"");
+        event.data.windows(quoted.len()).any(|w| w == quoted.as_bytes())
+    };
+    if event.event == Some("error") || (event.event.is_none() && has_type("error")) {
+        *finished = true;
+        rec.error = upstream_message(event.data);
+        rec.status = 502;
+    } else if event.event == Some("message_stop") || (event.event.is_none() && has_type("message_stop")) {
+        *finished = true;
+    }
+}
+
+/// Sends a chunk unless the client stopped reading for `within`. `false`: treat the client
+/// as gone.
+async fn send_within(sink: &mut Sink, chunk: Bytes, within: Duration) -> bool {
+    tokio::time::timeout(within, sink.send(chunk)).await.unwrap_or(false)
 }
 
 async fn forward_whole(
@@ -630,6 +701,14 @@ async fn forward_whole(
         () = sink.closed() => return client_gone(rec),
     };
     rec.upstream_wait += read_started.elapsed();
+    let body = match body {
+        Ok(body) if !sink.is_started() => body,
+        _ => {
+            // A broken or oversized answer, or a JSON answer to a stream already pinged.
+            tracing::warn!("upstream answer could not be relayed whole");
+            return fail(sink, rec, job, ProxyError::Upstream("Upstream request failed")).await;
+        }
+    };
     rec.first_token = Some(job.started.elapsed());
     if job.endpoint == Endpoint::Messages {
         rec.usage = Usage::from_anthropic_response(&body);
@@ -640,7 +719,8 @@ async fn forward_whole(
     let headers = res.headers_mut();
     copy_headers(&upstream_headers, headers, &["content-type", "request-id"]);
     set_overhead(headers, job, rec);
-    if !sink.respond(res) && !sink.is_started() {
+    rec.answered = true;
+    if !sink.respond(res) {
         client_gone(rec);
     }
 }
@@ -682,41 +762,46 @@ async fn apply_health(gw: &Gateway, account: &AccountEntry, health: HealthAction
         until
     });
     tracing::warn!(account_id = account.id, kind = kind.as_str(), %until, "account cooling down");
-    persist_cooldowns(gw, account).await;
+    persist_cooldowns(gw, account, false).await;
     Some(until)
 }
 
 /// Writes the account's cooldown ends to its row so a restart keeps them: the later of what
-/// the row held and what the coordinator holds now.
-async fn persist_cooldowns(gw: &Gateway, account: &AccountEntry) {
+/// the row held and what the coordinator holds now (`lift_rate_limit`: the rate limit is
+/// gone).
+async fn persist_cooldowns(gw: &Gateway, account: &AccountEntry, lift_rate_limit: bool) {
     let now = OffsetDateTime::now_utc();
     let live = gw.coord.cooldowns(&[account.id]).await.unwrap_or_default().remove(&account.id).unwrap_or_default();
+    // The row as the snapshot mirrors it now (the caller's copy may be older).
+    let current = gw.snapshot.current();
+    let account = current.accounts.get(&account.id).unwrap_or(account);
     let of = |kind: CooldownKind, row: Option<OffsetDateTime>| {
         live.iter().filter(|c| c.kind == kind).map(|c| c.until).chain(row).filter(|t| *t > now).max()
     };
-    let rate = of(CooldownKind::RateLimited, account.rate_limit_reset_at);
+    let rate = if lift_rate_limit { None } else { of(CooldownKind::RateLimited, account.rate_limit_reset_at) };
     let overload = of(CooldownKind::Overloaded, account.overload_until);
     if let Err(e) = gw.store.set_account_cooldowns(account.id, rate, overload).await {
         tracing::error!(error = %e, account_id = account.id, "saving the account's cooldowns failed");
     }
+    // Mirror the row, so a later success knows there is a stored limit to lift.
+    let id = account.id;
+    gw.snapshot.update(|snap| {
+        if let Some(entry) = snap.accounts.get_mut(&id) {
+            entry.rate_limit_reset_at = rate;
+            entry.overload_until = overload;
+        }
+    });
 }
 
 /// A success that says the rate-limit window is open again ends a stored rate limit.
 async fn lift_rate_limit(gw: &Gateway, account: &AccountEntry) {
     let cleared = gw.coord.clear_cooldown(account.id, CooldownKind::RateLimited).await.unwrap_or(false);
-    if !cleared && account.rate_limit_reset_at.is_none() {
+    let stored = gw.snapshot.current().accounts.get(&account.id).and_then(|a| a.rate_limit_reset_at);
+    if !cleared && stored.is_none() {
         return;
     }
     tracing::info!(account_id = account.id, "rate limit lifted: the upstream says the window is open");
-    if let Err(e) = gw.store.set_account_cooldowns(account.id, None, account.overload_until).await {
-        tracing::error!(error = %e, account_id = account.id, "clearing the stored rate limit failed");
-    }
-    let id = account.id;
-    gw.snapshot.update(|snap| {
-        if let Some(entry) = snap.accounts.get_mut(&id) {
-            entry.rate_limit_reset_at = None;
-        }
-    });
+    persist_cooldowns(gw, account, true).await;
 }
 
 fn usage_row(gw: &Gateway, job: &Job, rec: &Record) -> NewUsage {

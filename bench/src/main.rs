@@ -1,0 +1,486 @@
+//! `sub2api-bench`: measures what the gateway adds on top of its upstream, on this machine.
+//!
+//! It starts two `fake-upstream` processes (a fast one, and a slow streaming one for the
+//! many-streams run), a bare pass-through proxy in-process (the floor: the least any proxy hop
+//! costs here), and the real `sub2api` binary over a throw-away SQLite database, configures an
+//! account, a user and a key through the admin REST API, then drives the same requests at
+//! each target and prints Markdown tables:
+//!
+//! - concurrency 1, non-stream: latency p50/p99 direct, through the floor, through the gateway,
+//!   and the gateway's own `x-sub2api-overhead-ms`;
+//! - concurrency 1, stream: time to first byte;
+//! - an open-loop fixed rate (default 500 req/s): latency p50/p99 and errors;
+//! - closed-loop throughput at concurrency 64;
+//! - N concurrent slow streams (default 1000): completions and the longest gap between chunks;
+//! - the gateway's RSS idle, after the load, and its peak during the streams.
+//!
+//! ```text
+//! sub2api-bench --gateway-bin PATH --fake-bin PATH [--requests N] [--rate R] [--seconds S] [--streams N]
+//! ```
+
+#![allow(clippy::print_stdout, reason = "the Markdown report on stdout is what this tool is for")]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+const ADMIN_KEY: &str = "admin-bench0123456789abcdef0123456789abcdef0123456789";
+const UPSTREAM_KEY: &str = "sk-ant-bench";
+const ENCRYPTION_KEY: &str = "5ab0f1e2d3c4b5a6978877665544332211000ffeeddccbbaa99887766554433f";
+
+struct Args {
+    gateway_bin: PathBuf,
+    fake_bin: PathBuf,
+    requests: usize,
+    rate: u32,
+    seconds: u64,
+    streams: usize,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        gateway_bin: PathBuf::from("target/release/sub2api"),
+        fake_bin: PathBuf::from("target/release/fake-upstream"),
+        requests: 2000,
+        rate: 500,
+        seconds: 10,
+        streams: 1000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| anyhow!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--gateway-bin" => args.gateway_bin = value.into(),
+            "--fake-bin" => args.fake_bin = value.into(),
+            "--requests" => args.requests = value.parse()?,
+            "--rate" => args.rate = value.parse()?,
+            "--seconds" => args.seconds = value.parse()?,
+            "--streams" => args.streams = value.parse()?,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(args)
+}
+
+/// A child process killed when dropped.
+struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_fake(bin: &PathBuf, extra: &[&str]) -> anyhow::Result<(Proc, SocketAddr)> {
+    let mut child = Command::new(bin)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line.trim().parse().with_context(|| format!("fake-upstream printed {line:?}"))?;
+    Ok((Proc { child }, addr))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The floor: a bare pass-through proxy hop (no auth, no scheduling, no accounting).
+#[derive(Clone)]
+struct Floor {
+    client: reqwest::Client,
+    upstream: String,
+}
+
+async fn floor_handler(State(floor): State<Floor>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut req = floor.client.post(&floor.upstream).body(body);
+    for name in ["x-api-key", "content-type", "anthropic-version"] {
+        if let Some(value) = headers.get(name) {
+            req = req.header(name, value);
+        }
+    }
+    match req.send().await {
+        Ok(upstream) => {
+            let status = upstream.status();
+            let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
+            let mut res = Response::new(Body::from_stream(upstream.bytes_stream()));
+            *res.status_mut() = status;
+            if let Some(ct) = content_type {
+                res.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            res
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+async fn spawn_floor(client: reqwest::Client, fake: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let floor = Floor { client, upstream: format!("http://{fake}/v1/messages") };
+    let app = axum::Router::new().route("/v1/messages", axum::routing::post(floor_handler)).with_state(floor);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
+
+struct Gateway {
+    proc: Proc,
+    base: String,
+}
+
+async fn spawn_gateway(bin: &PathBuf, dir: &std::path::Path, client: &reqwest::Client) -> anyhow::Result<Gateway> {
+    let port = free_port()?;
+    let log = std::fs::File::create(dir.join("gateway.log"))?;
+    let child = Command::new(std::fs::canonicalize(bin)?)
+        .current_dir(dir)
+        .env("SUB2API__SERVER__HOST", "127.0.0.1")
+        .env("SUB2API__SERVER__PORT", port.to_string())
+        .env("DATABASE_URL", format!("sqlite://{}/bench.db", dir.display()))
+        .env("SUB2API__SECURITY__ENCRYPTION_KEY", ENCRYPTION_KEY)
+        .env("SUB2API__LOG__LEVEL", "warn")
+        .env("SUB2API_ADMIN_EMAIL", "bench@example.com")
+        .env("SUB2API_ADMIN_PASSWORD", "bench-password-1")
+        .env("SUB2API_ADMIN_API_KEY", ADMIN_KEY)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let gateway = Gateway { proc: Proc { child }, base: format!("http://127.0.0.1:{port}") };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if client.get(format!("{}/health", gateway.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(gateway);
+        }
+        if Instant::now() > deadline {
+            bail!("the gateway did not become healthy; see {}", dir.join("gateway.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Gateway {
+    async fn admin(&self, client: &reqwest::Client, path: &str, body: Value) -> anyhow::Result<Value> {
+        let res: Value = client
+            .post(format!("{}/api/v1/admin{path}", self.base))
+            .header("x-api-key", ADMIN_KEY)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if res["code"] != 0 {
+            bail!("POST {path}: {res}");
+        }
+        Ok(res["data"].clone())
+    }
+
+    /// A group with one unlimited account at `upstream`, and a key for it.
+    async fn key_for(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+        upstream: SocketAddr,
+        user: i64,
+    ) -> anyhow::Result<String> {
+        let group = self.admin(client, "/groups", json!({"name": name, "platform": "anthropic"})).await?["id"].clone();
+        self.admin(
+            client,
+            "/accounts",
+            json!({"name": name, "platform": "anthropic", "type": "apikey", "concurrency": 0,
+                   "credentials": {"api_key": UPSTREAM_KEY, "base_url": format!("http://{upstream}")},
+                   "group_ids": [group]}),
+        )
+        .await?;
+        let key =
+            self.admin(client, &format!("/users/{user}/api-keys"), json!({"name": name, "group_id": group})).await?;
+        Ok(key["key"].as_str().ok_or_else(|| anyhow!("no key in {key}"))?.to_owned())
+    }
+}
+
+#[derive(Clone)]
+struct Target {
+    name: &'static str,
+    url: String,
+    key: String,
+}
+
+fn body(stream: bool) -> Bytes {
+    Bytes::from(
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": stream,
+               "messages": [{"role": "user", "content": "Say hello."}]})
+        .to_string(),
+    )
+}
+
+/// One request's timings: to the first body byte and to the end; the gateway's own overhead.
+struct Timing {
+    first_byte: Duration,
+    total: Duration,
+    overhead_ms: Option<f64>,
+    chunk_gap: Duration,
+}
+
+async fn one(client: &reqwest::Client, target: &Target, payload: Bytes) -> anyhow::Result<Timing> {
+    let started = Instant::now();
+    let res = client
+        .post(&target.url)
+        .header("x-api-key", &target.key)
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .body(payload)
+        .send()
+        .await?;
+    if !res.status().is_success() {
+        bail!("{} answered {}", target.name, res.status());
+    }
+    let overhead_ms = res.headers().get("x-sub2api-overhead-ms").and_then(|v| v.to_str().ok()?.parse().ok());
+    let mut stream = res.bytes_stream();
+    let mut first_byte = None;
+    let mut last = Instant::now();
+    let mut chunk_gap = Duration::ZERO;
+    while let Some(chunk) = stream.next().await {
+        chunk?;
+        let now = Instant::now();
+        first_byte.get_or_insert(now - started);
+        chunk_gap = chunk_gap.max(now - last);
+        last = now;
+    }
+    Ok(Timing { first_byte: first_byte.unwrap_or_default(), total: started.elapsed(), overhead_ms, chunk_gap })
+}
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn stats(mut v: Vec<Duration>) -> Stats {
+    if v.is_empty() {
+        return Stats { p50: Duration::ZERO, p99: Duration::ZERO, max: Duration::ZERO };
+    }
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+    Stats { p50: at(0.50), p99: at(0.99), max: v[v.len() - 1] }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+async fn sequential(client: &reqwest::Client, target: &Target, n: usize, stream: bool) -> anyhow::Result<Vec<Timing>> {
+    let payload = body(stream);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(one(client, target, payload.clone()).await?);
+    }
+    Ok(out)
+}
+
+/// Requests started at a fixed rate whatever the answers do (open loop).
+async fn fixed_rate(client: &reqwest::Client, target: &Target, rate: u32, seconds: u64) -> (Vec<Duration>, usize) {
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let total = rate as usize * seconds as usize;
+    let payload = body(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..total {
+        ticks.tick().await;
+        let (client, target, payload) = (client.clone(), target.clone(), payload.clone());
+        tasks.spawn(async move { one(&client, &target, payload).await.map(|t| t.total) });
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let mut errors = 0;
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(latency)) => latencies.push(latency),
+            _ => errors += 1,
+        }
+    }
+    (latencies, errors)
+}
+
+/// Requests per second with `concurrency` clients each sending the next as soon as the last
+/// answer ends (closed loop).
+async fn throughput(client: &reqwest::Client, target: &Target, concurrency: usize, seconds: u64) -> f64 {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let payload = body(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (client, target, payload) = (client.clone(), target.clone(), payload.clone());
+        tasks.spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                if one(&client, &target, payload.clone()).await.is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        });
+    }
+    let mut done = 0u64;
+    while let Some(n) = tasks.join_next().await {
+        done += n.unwrap_or(0);
+    }
+    done as f64 / seconds as f64
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let dir = std::env::temp_dir().join(format!("sub2api-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let client = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(2048).build()?;
+
+    let (_fake, fake) = spawn_fake(&args.fake_bin, &[])?;
+    let (_slow, slow) = spawn_fake(&args.fake_bin, &["--event-delay-ms", "100", "--deltas", "20"])?;
+    let floor = spawn_floor(client.clone(), fake).await?;
+    let gateway = spawn_gateway(&args.gateway_bin, &dir, &client).await?;
+    let pid = gateway.proc.child.id();
+    let user = gateway
+        .admin(&client, "/users", json!({"email": "load@example.com", "password": "load-password-1", "concurrency": 0}))
+        .await?["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow!("no user id"))?;
+    let fast_key = gateway.key_for(&client, "fast", fake, user).await?;
+    let slow_key = gateway.key_for(&client, "slow", slow, user).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = rss_kb(pid);
+
+    let targets = [
+        Target { name: "direct", url: format!("http://{fake}/v1/messages"), key: UPSTREAM_KEY.into() },
+        Target { name: "floor (bare proxy hop)", url: format!("http://{floor}/v1/messages"), key: UPSTREAM_KEY.into() },
+        Target { name: "sub2api", url: format!("{}/v1/messages", gateway.base), key: fast_key },
+    ];
+    for target in &targets {
+        sequential(&client, target, 300, false).await?;
+    }
+
+    println!("## Concurrency 1, non-stream ({} requests each)\n", args.requests);
+    println!("| target | p50 ms | p99 ms | max ms |\n|---|---|---|---|");
+    let mut c1 = Vec::new();
+    let mut overheads = Vec::new();
+    for target in &targets {
+        let timings = sequential(&client, target, args.requests, false).await?;
+        overheads.extend(timings.iter().filter_map(|t| t.overhead_ms));
+        let s = stats(timings.iter().map(|t| t.total).collect());
+        println!("| {} | {} | {} | {} |", target.name, ms(s.p50), ms(s.p99), ms(s.max));
+        c1.push(s);
+    }
+    println!(
+        "\nAdded by sub2api over direct: p50 {} ms, p99 {} ms. Added by the floor: p50 {} ms, p99 {} ms.",
+        ms(c1[2].p50.saturating_sub(c1[0].p50)),
+        ms(c1[2].p99.saturating_sub(c1[0].p99)),
+        ms(c1[1].p50.saturating_sub(c1[0].p50)),
+        ms(c1[1].p99.saturating_sub(c1[0].p99)),
+    );
+    let own = stats(overheads.iter().map(|m| Duration::from_secs_f64(m / 1000.0)).collect());
+    println!(
+        "`x-sub2api-overhead-ms` (time in the gateway, upstream wait excluded): p50 {} ms, p99 {} ms.\n",
+        ms(own.p50),
+        ms(own.p99)
+    );
+
+    println!("## Concurrency 1, stream: time to first byte ({} requests each)\n", args.requests / 2);
+    println!("| target | TTFB p50 ms | TTFB p99 ms | whole stream p50 ms |\n|---|---|---|---|");
+    for target in &targets {
+        let timings = sequential(&client, target, args.requests / 2, true).await?;
+        let first = stats(timings.iter().map(|t| t.first_byte).collect());
+        let whole = stats(timings.iter().map(|t| t.total).collect());
+        println!("| {} | {} | {} | {} |", target.name, ms(first.p50), ms(first.p99), ms(whole.p50));
+    }
+
+    println!("\n## Fixed rate {} req/s for {} s, non-stream\n", args.rate, args.seconds);
+    println!("| target | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|");
+    for target in &targets {
+        let (latencies, errors) = fixed_rate(&client, target, args.rate, args.seconds).await;
+        let s = stats(latencies);
+        println!("| {} | {} | {} | {} | {errors} |", target.name, ms(s.p50), ms(s.p99), ms(s.max));
+    }
+
+    println!("\n## Throughput, 64 concurrent clients, 5 s, non-stream\n");
+    println!("| target | requests/s |\n|---|---|");
+    for target in &targets {
+        println!("| {} | {:.0} |", target.name, throughput(&client, target, 64, 5).await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_after = rss_kb(pid);
+
+    println!("\n## {} concurrent streams through sub2api (20 events, 100 ms apart)\n", args.streams);
+    let slow_target = Target { name: "sub2api", url: format!("{}/v1/messages", gateway.base), key: slow_key };
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = Arc::clone(&peak);
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kb(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.streams {
+        let (client, target) = (client.clone(), slow_target.clone());
+        tasks.spawn(async move { one(&client, &target, body(true)).await });
+    }
+    let (mut ok, mut failed, mut gaps) = (0, 0, Vec::new());
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(t)) => {
+                ok += 1;
+                gaps.push(t.chunk_gap);
+            }
+            _ => failed += 1,
+        }
+    }
+    sampler.abort();
+    let gap = stats(gaps);
+    println!("| completed | failed | wall s | longest gap between chunks p50 / p99 / max ms |\n|---|---|---|---|");
+    println!(
+        "| {ok} | {failed} | {:.2} | {} / {} / {} |",
+        started.elapsed().as_secs_f64(),
+        ms(gap.p50),
+        ms(gap.p99),
+        ms(gap.max)
+    );
+
+    println!("\n## Gateway memory (VmRSS)\n");
+    println!("| state | RSS MB |\n|---|---|");
+    let mb = |kb: u64| format!("{:.1}", kb as f64 / 1024.0);
+    println!("| idle, after setup | {} |", mb(rss_idle));
+    println!("| after the latency, rate and throughput runs | {} |", mb(rss_after));
+    println!("| peak during the concurrent streams | {} |", mb(peak.load(std::sync::atomic::Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
