@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Release build of the server and the wasm bundle (target/release/sub2api + target/site).
 BIN := target/release/sub2api
 
-.PHONY: run test tools test-tools build fmt-check clippy rust-test e2e clean
+.PHONY: run test tools test-tools build fmt-check clippy rust-test sdk-test e2e clean
 
 ## Build and start the gateway + admin UI on http://localhost:8080 with SQLite under ./data.
 run: tools build
@@ -17,8 +17,9 @@ run: tools build
 
 ## Install what is missing, then run every check: format, lints (native and wasm), Rust tests
 ## (PostgreSQL ones when TEST_DATABASE_URL is set, Redis ones when TEST_REDIS_URL is set) and
-## the Playwright browser tests against a release build.
-test: test-tools fmt-check clippy rust-test e2e
+## the official Anthropic Python SDK against the gateway (debug build), and the Playwright
+## browser tests against a release build.
+test: test-tools fmt-check clippy rust-test sdk-test e2e
 
 tools:
 	scripts/tools.sh build
@@ -40,6 +41,11 @@ rust-test:
 	@if [ -n "$${TEST_DATABASE_URL:-}" ]; then echo "==> PostgreSQL tests against $${TEST_DATABASE_URL}"; \
 	  else echo "==> TEST_DATABASE_URL not set: PostgreSQL variants return early"; fi
 	$(CARGO) test --workspace --exclude frontend
+
+## The `anthropic` Python SDK (pinned in sdk-tests/requirements.txt, venv in target/sdk-venv)
+## against the real gateway and the fake upstream.
+sdk-test:
+	CARGO=$(CARGO) scripts/sdk-tests.sh
 
 e2e: build
 	rm -rf end2end/test-results

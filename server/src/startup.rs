@@ -318,10 +318,15 @@ fn build_router(
         .layer(from_fn_with_state(metrics, ops::track_requests))
         .layer(from_fn_with_state(config.server.trust_forwarded_for, web::client_ip))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
+                })
+                // Gateway 502/503s are upstream trouble, already logged where they happen.
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid)))
 }
 

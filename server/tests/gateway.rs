@@ -438,6 +438,8 @@ gateway_test!(requests_pass_through_with_the_account_credential_and_mapped_model
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["request-id"], res.headers()["x-request-id"], "request-id is the gateway's own");
+    assert!(res.headers().contains_key("x-upstream-request-id"));
     let answer: Value = res.json().await.unwrap();
     assert_eq!(answer["model"], "claude-x", "the client sees the model it asked for");
     let got = gw.fake.last_request().unwrap();

@@ -18,6 +18,10 @@ use crate::auth::{self, Caller};
 use crate::error::{Protocol, ProxyError};
 use crate::sticky;
 
+/// A refused request's body is read up to this much (and this long) before answering.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Served when no account of the group names its models.
 const BUILT_IN_MODELS: &[(&str, &str)] = &[
     ("claude-opus-4-5-20251101", "Claude Opus 4.5"),
@@ -46,7 +50,15 @@ async fn handle(gw: Arc<Gateway>, req: Request, endpoint: Endpoint) -> Response 
     let rid = request_id(req.headers());
     let job = match prepare(&gw, req, endpoint, started, started_at, rid.clone()).await {
         Ok(job) => job,
-        Err(e) => return error_response(Protocol::Anthropic, &e, &rid),
+        Err((e, body_left_unread)) => {
+            let mut res = error_response(Protocol::Anthropic, &e, &rid);
+            if body_left_unread {
+                // The connection cannot be reused with part of a body still in it; say so
+                // rather than close it under the client.
+                res.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            return res;
+        }
     };
     let (sink, head) = Sink::new();
     gw.tasks.spawn(relay::drive(Arc::clone(&gw), job, sink));
@@ -66,10 +78,33 @@ async fn prepare(
     started: Instant,
     started_at: OffsetDateTime,
     request_id: String,
-) -> Result<Job, ProxyError> {
-    let caller = authenticate(gw, &req)?;
+) -> Result<Job, (ProxyError, bool)> {
+    let refused = authenticate(gw, &req);
     let (parts, body) = req.into_parts();
-    let body = read_body(body, &parts.headers, gw.config.max_body_size).await?;
+    let caller = match refused {
+        Ok(caller) => caller,
+        Err(e) => {
+            // Read (and drop) a reasonable body so the connection stays usable.
+            let drained = tokio::time::timeout(DRAIN_TIMEOUT, axum::body::to_bytes(body, DRAIN_LIMIT)).await;
+            return Err((e, !matches!(drained, Ok(Ok(_)))));
+        }
+    };
+    let body = read_body(body, &parts.headers, gw.config.max_body_size).await.map_err(|e| {
+        let unread = matches!(e, ProxyError::TooLarge { .. });
+        (e, unread)
+    })?;
+    parse(endpoint, caller, parts, body, started, started_at, request_id).map_err(|e| (e, false))
+}
+
+fn parse(
+    endpoint: Endpoint,
+    caller: Caller,
+    parts: http::request::Parts,
+    body: axum::body::Bytes,
+    started: Instant,
+    started_at: OffsetDateTime,
+    request_id: String,
+) -> Result<Job, ProxyError> {
     let parsed: Value = serde_json::from_slice(&body)
         .map_err(|e| ProxyError::InvalidRequest(format!("request body is not valid JSON: {e}")))?;
     if !parsed.is_object() {

@@ -172,9 +172,9 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
                         message: "All accounts of this group are rate-limited or overloaded, please retry later".into(),
                         retry_after: cooldown::retry_after_secs(until, now),
                     },
-                    Unavailable::NoAccount => {
-                        ProxyError::Unavailable { retry_after: Some(cfg.cooldown.fallback_cooldown_seconds.max(1)) }
-                    }
+                    // Nothing here heals by waiting (accounts disabled, in error, paused):
+                    // a short hint so SDK retries do not sleep for minutes.
+                    Unavailable::NoAccount => ProxyError::Unavailable { retry_after: Some(1) },
                 };
                 return fail(sink, rec, job, err).await;
             }
@@ -461,7 +461,9 @@ async fn attempt(
                 let mut res = axum::response::Response::new(axum::body::Body::from(body));
                 *res.status_mut() = status;
                 let out = res.headers_mut();
-                copy_headers(&headers, out, &["content-type", "request-id", "retry-after", "x-should-retry"]);
+                copy_headers(&headers, out, &["content-type", "retry-after", "x-should-retry"]);
+                upstream_request_id(&headers, out);
+                own_request_id(job, out);
                 set_overhead(out, job, rec);
                 sink.respond(res);
             }
@@ -529,6 +531,20 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, names: &[&'static str]) {
     }
 }
 
+/// `request-id` (what the SDKs report as the request id) is the gateway's, the one its usage
+/// row and logs carry; the upstream's own id goes along as `x-upstream-request-id`.
+fn own_request_id(job: &Job, headers: &mut HeaderMap) {
+    if let Ok(id) = HeaderValue::from_str(&job.request_id) {
+        headers.insert("request-id", id);
+    }
+}
+
+fn upstream_request_id(upstream: &HeaderMap, headers: &mut HeaderMap) {
+    if let Some(id) = upstream.get("request-id") {
+        headers.insert("x-upstream-request-id", id.clone());
+    }
+}
+
 fn set_overhead(headers: &mut HeaderMap, job: &Job, rec: &Record) {
     let overhead = job.started.elapsed().saturating_sub(rec.upstream_wait);
     let ms = format!("{:.3}", overhead.as_secs_f64() * 1000.0);
@@ -543,8 +559,9 @@ fn stream_headers(job: &Job, upstream: Option<&HeaderMap>, upstream_wait: Durati
     headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     if let Some(upstream) = upstream {
-        copy_headers(upstream, &mut headers, &["request-id"]);
+        upstream_request_id(upstream, &mut headers);
     }
+    own_request_id(job, &mut headers);
     let rec = Record { upstream_wait, ..Record::default() };
     set_overhead(&mut headers, job, &rec);
     headers
@@ -717,7 +734,9 @@ async fn forward_whole(
     let mut res = axum::response::Response::new(axum::body::Body::from(body));
     *res.status_mut() = status;
     let headers = res.headers_mut();
-    copy_headers(&upstream_headers, headers, &["content-type", "request-id"]);
+    copy_headers(&upstream_headers, headers, &["content-type"]);
+    upstream_request_id(&upstream_headers, headers);
+    own_request_id(job, headers);
     set_overhead(headers, job, rec);
     rec.answered = true;
     if !sink.respond(res) {

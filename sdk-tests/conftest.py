@@ -1,0 +1,332 @@
+"""Session fixtures for the SDK tests: the real `sub2api` binary and the `fake-upstream` binary
+as subprocesses on 127.0.0.1, in a throw-away folder, set up through the admin REST API.
+
+Two groups, each with one account pointed at the fake upstream and one gateway key:
+
+- plain: the account serves any model under its own name;
+- mapped: the account serves only `MAPPED_MODEL`, sent upstream as `MAPPED_UPSTREAM`;
+- paused: the account is not schedulable, so the group has no usable account.
+
+The binaries come from `SUB2API_BIN` and `FAKE_UPSTREAM_BIN` (default: target/debug). Both
+processes are stopped at the end of the session whatever happens; when a test failed, their
+logs are printed in the summary.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ADMIN_EMAIL = "root@example.com"
+ADMIN_PASSWORD = "sdk-tests-password-1"
+ADMIN_API_KEY = "admin-" + "0123456789abcdef" * 3
+ENCRYPTION_KEY = "ab" * 32
+# The gateway's request body limit in these tests (`gateway.max_body_size`).
+MAX_BODY_SIZE = 64 * 1024
+# `retry-after` of a 503 when a group has no usable account (`rate_limit.fallback_cooldown_seconds`,
+# 60 by default). The SDK waits that long before each retry, so the tests keep it short.
+FALLBACK_COOLDOWN_SECONDS = 1
+MAPPED_MODEL = "claude-alias"
+MAPPED_UPSTREAM = "claude-haiku-4-5-20251001"
+STARTUP_TIMEOUT = 60.0
+
+# Every HTTP call of the harness goes to 127.0.0.1 only: no proxy from the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+for _var in ("NO_PROXY", "no_proxy"):
+    os.environ[_var] = ",".join(filter(None, [os.environ.get(_var, ""), "127.0.0.1", "localhost"]))
+# The SDK reads these when a client does not pass them; the tests always do.
+for _var in [v for v in os.environ if v.startswith("ANTHROPIC_")]:
+    del os.environ[_var]
+
+# (title, text) sections printed in the terminal summary (process logs after a failure).
+_REPORT: list[tuple[str, str]] = []
+
+
+def _binary(var: str, default: str) -> Path:
+    path = Path(os.environ.get(var) or REPO / "target" / "debug" / default)
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise RuntimeError(f"{path} is not an executable ({var}); build it first or run scripts/sdk-tests.sh")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the test process dies, however it dies
+    (Linux `PR_SET_PDEATHSIG`), so no gateway outlives a killed test run."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _terminate_as_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    # SIGTERM (a timeout, a CI runner stopping) ends the run like Ctrl-C: fixtures are torn
+    # down, the children stopped, the logs printed.
+    raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+
+
+class Process:
+    """A child process whose stdout and stderr go to one log file."""
+
+    def __init__(self, name: str, args: list[str], cwd: Path, env: dict[str, str]):
+        self.name = name
+        self.log_path = cwd / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        atexit.register(self.stop)
+
+    def log(self) -> str:
+        try:
+            return _ANSI.sub("", self.log_path.read_text(errors="replace"))
+        except OSError as e:
+            return f"(cannot read {self.log_path}: {e})"
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Asks the process to stop, kills it after 10 s; returns its exit code."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        if not self._log.closed:
+            self._log.close()
+        return self.popen.returncode
+
+
+@dataclass
+class Stack:
+    """The running gateway and what the admin API created on it."""
+
+    url: str
+    fake_url: str
+    gateway: Process
+    user_id: int
+    group_id: int
+    key: str
+    key_id: int
+    account_id: int
+    mapped_group_id: int
+    mapped_key: str
+    mapped_key_id: int
+    mapped_account_id: int
+    paused_key: str
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        return admin_call(self.url, method, path, body)
+
+    def usage_rows(self, request_ids: list[str], timeout: float = 10.0) -> dict[str, dict[str, Any]]:
+        """The usage rows of `request_ids` (gateway `x-request-id`s), waiting for the
+        asynchronous writer; fails when one has not appeared within `timeout`."""
+        wanted = set(request_ids)
+        deadline = time.monotonic() + timeout
+        while True:
+            page = self.admin("GET", "/usage?" + urllib.parse.urlencode({"page": 1, "page_size": 500}))
+            found = {row["request_id"]: row for row in page["items"] if row["request_id"] in wanted}
+            if len(found) == len(wanted) or time.monotonic() > deadline:
+                missing = wanted - found.keys()
+                assert not missing, f"no usage row for {sorted(missing)} after {timeout}s; rows: {page['items']}"
+                return found
+            time.sleep(0.1)
+
+    def client(self, key: str | None = None, **options: Any) -> anthropic.Anthropic:
+        options.setdefault("max_retries", 0)
+        options.setdefault("timeout", 30.0)
+        return anthropic.Anthropic(base_url=self.url, api_key=key or self.key, **options)
+
+
+def admin_call(base: str, method: str, path: str, body: Any = None) -> Any:
+    """An admin REST call with the admin key; returns `data`, failing on any error."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        f"{base}/api/v1/admin{path}",
+        data=data,
+        method=method,
+        headers={"x-api-key": ADMIN_API_KEY, "content-type": "application/json", "accept": "application/json"},
+    )
+    try:
+        with _OPENER.open(req, timeout=30) as res:
+            doc = json.load(res)
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"{method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')}") from None
+    assert doc.get("code") == 0, f"{method} {path}: {doc}"
+    return doc["data"]
+
+
+def _wait_for_fake(fake: Process) -> str:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        first = fake.log().splitlines()[:1]
+        if first and re.fullmatch(r"127\.0\.0\.1:\d+", first[0].strip()):
+            return f"http://{first[0].strip()}"
+        if not fake.running():
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"fake-upstream did not print its address; its output:\n{fake.log()}")
+
+
+def _wait_for_health(gateway: Process, url: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if not gateway.running():
+            raise RuntimeError(f"sub2api exited with {gateway.popen.returncode} while starting:\n{gateway.log()}")
+        try:
+            with _OPENER.open(f"{url}/health", timeout=2) as res:
+                if res.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"sub2api did not answer /health within {STARTUP_TIMEOUT}s:\n{gateway.log()}")
+
+
+def _gateway_env(tmp: Path, port: int, fake_url: str) -> dict[str, str]:
+    # Nothing from the caller's sub2api settings may leak in (config comes only from here).
+    dropped = {"DATABASE_URL", "REDIS_URL", "PORT", "HOST", "RUST_LOG"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("SUB2API")}
+    env.update(
+        {
+            "SUB2API__SERVER__HOST": "127.0.0.1",
+            "SUB2API__SERVER__PORT": str(port),
+            "SUB2API__SERVER__SHUTDOWN_GRACE_SECONDS": "2",
+            "DATABASE_URL": f"sqlite://{tmp}/db.sqlite",
+            "SUB2API__SECURITY__ENCRYPTION_KEY": ENCRYPTION_KEY,
+            "SUB2API_ADMIN_EMAIL": ADMIN_EMAIL,
+            "SUB2API_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "SUB2API_ADMIN_API_KEY": ADMIN_API_KEY,
+            "SUB2API__GATEWAY__MAX_BODY_SIZE": str(MAX_BODY_SIZE),
+            "SUB2API__RATE_LIMIT__FALLBACK_COOLDOWN_SECONDS": str(FALLBACK_COOLDOWN_SECONDS),
+            # Accounts name their base URL; should one not, it must still not leave the host.
+            "SUB2API__GATEWAY__ANTHROPIC_BASE_URL": fake_url,
+            "NO_COLOR": "1",
+        }
+    )
+    return env
+
+
+def _provision(url: str, fake_url: str, gateway: Process) -> Stack:
+    def group_with_account(name: str, mapping: dict[str, str] | None) -> tuple[int, int]:
+        group = admin_call(url, "POST", "/groups", {"name": name, "platform": "anthropic"})["id"]
+        account: dict[str, Any] = {
+            "name": f"{name}-account",
+            "platform": "anthropic",
+            "type": "apikey",
+            "credentials": {"api_key": f"sk-ant-{name}", "base_url": fake_url},
+            "group_ids": [group],
+        }
+        if mapping:
+            account["model_mapping"] = mapping
+        return group, admin_call(url, "POST", "/accounts", account)["id"]
+
+    group, account = group_with_account("sdk-plain", None)
+    mapped_group, mapped_account = group_with_account("sdk-mapped", {MAPPED_MODEL: MAPPED_UPSTREAM})
+    user = admin_call(
+        url, "POST", "/users", {"email": "sdk@example.com", "password": "sdk-user-password-1", "concurrency": 50}
+    )["id"]
+    key = admin_call(url, "POST", f"/users/{user}/api-keys", {"name": "sdk", "group_id": group})
+    mapped_key = admin_call(url, "POST", f"/users/{user}/api-keys", {"name": "sdk-mapped", "group_id": mapped_group})
+    paused_group, paused_account = group_with_account("sdk-paused", None)
+    admin_call(url, "POST", f"/accounts/{paused_account}/schedulable", {"schedulable": False})
+    paused_key = admin_call(url, "POST", f"/users/{user}/api-keys", {"name": "sdk-paused", "group_id": paused_group})
+    return Stack(
+        url=url,
+        fake_url=fake_url,
+        gateway=gateway,
+        user_id=user,
+        group_id=group,
+        key=key["key"],
+        key_id=key["id"],
+        account_id=account,
+        mapped_group_id=mapped_group,
+        mapped_key=mapped_key["key"],
+        mapped_key_id=mapped_key["id"],
+        mapped_account_id=mapped_account,
+        paused_key=paused_key["key"],
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest):
+    tmp = Path(tempfile.mkdtemp(prefix="sub2api-sdk-"))
+    processes: list[Process] = []
+    try:
+        fake = Process("fake-upstream", [str(_binary("FAKE_UPSTREAM_BIN", "fake-upstream"))], tmp, dict(os.environ))
+        processes.append(fake)
+        fake_url = _wait_for_fake(fake)
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        gateway = Process("sub2api", [str(_binary("SUB2API_BIN", "sub2api"))], tmp, _gateway_env(tmp, port, fake_url))
+        processes.append(gateway)
+        _wait_for_health(gateway, url)
+        yield _provision(url, fake_url, gateway)
+    finally:
+        # The gateway first (SIGTERM: graceful, drains the usage writer), then the fake
+        # (SIGINT is its Ctrl-C).
+        codes = {p.name: p.stop(signal.SIGINT if p.name == "fake-upstream" else signal.SIGTERM) for p in reversed(processes)}
+        if request.session.testsfailed or codes.get("sub2api") not in (None, 0):
+            for p in processes:
+                _REPORT.append((f"{p.name} log (exit code {codes.get(p.name)})", p.log()))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def client(stack: Stack):
+    """A client with the plain group's key."""
+    with stack.client() as c:
+        yield c
+
+
+@pytest.fixture
+def mapped_client(stack: Stack):
+    """A client with the mapped group's key."""
+    with stack.client(stack.mapped_key) as c:
+        yield c
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest hook signature
+    for title, text in _REPORT:
+        terminalreporter.section(title)
+        terminalreporter.write(text if text.endswith("\n") else text + "\n")
