@@ -1,9 +1,19 @@
 //! The coordinator contract (`store::coord::contract`): every behaviour runs against the
-//! in-memory coordinator, on a multi-threaded runtime and the real clock.
+//! in-memory coordinator and, when `TEST_REDIS_URL` is set, the Redis coordinator (under a
+//! key prefix of its own, deleted afterwards), on a multi-threaded runtime and the real clock.
+
+#![allow(clippy::expect_used, reason = "test code fails loudly on purpose")]
 
 use std::sync::Arc;
 
-use store::coord::{Coordinator, MemoryCoordinator, contract};
+use store::coord::{Coordinator, MemoryCoordinator, RedisCoordinator, contract};
+
+/// A Redis coordinator under a fresh prefix, or `None` without `TEST_REDIS_URL`.
+async fn redis() -> Option<Arc<RedisCoordinator>> {
+    let url = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty())?;
+    let prefix = format!("sub2api-test:{:016x}:", rand::random::<u64>());
+    Some(Arc::new(RedisCoordinator::connect(&url, &prefix).await.expect("connect to TEST_REDIS_URL")))
+}
 
 /// Expands `contract!(name, …)` into a module `name` per behaviour with one test per
 /// coordinator implementation.
@@ -17,6 +27,19 @@ macro_rules! contract {
                 async fn memory() {
                     let coord: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::new());
                     contract::$name(coord).await.expect("the memory coordinator never fails");
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn redis() {
+                    let Some(coord) = super::redis().await else {
+                        eprintln!("TEST_REDIS_URL not set: Redis variant not run");
+                        return;
+                    };
+                    let result = contract::$name(Arc::clone(&coord) as Arc<dyn Coordinator>).await;
+                    // Give dropped guards a moment to hand their leases back, then clean up.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    coord.delete_all().await.expect("clean up the test prefix");
+                    result.expect("Redis answered");
                 }
             }
         )+

@@ -34,9 +34,11 @@ use time::OffsetDateTime;
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
 mod memory;
+mod redis_coord;
 mod throttle;
 
 pub use memory::{MemoryCoordinator, PURGE_INTERVAL};
+pub use redis_coord::RedisCoordinator;
 pub use throttle::LoginThrottle;
 
 /// A coordination backend failed (connection lost, script error). The text is for logs.
@@ -328,6 +330,22 @@ pub trait Coordinator: Send + Sync {
     ///
     /// Redis: INCRBY, and PEXPIRE only when the key had no TTL.
     async fn incr(&self, key: &str, by: i64, ttl: Duration) -> CoordResult<i64>;
+
+    // ----- change announcements -----
+
+    /// Tells the other instances that admin data (keys, users, groups, accounts) changed, so
+    /// they reload what they cache. A single-instance backend has nobody to tell.
+    ///
+    /// Redis: PUBLISH `changes` with this instance's id.
+    async fn announce_change(&self) -> CoordResult<()> {
+        Ok(())
+    }
+
+    /// Announcements from other instances, when the backend carries them (`None`: this is
+    /// the only instance). A lagging receiver should treat `Lagged` as a change.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+        None
+    }
 }
 
 /// Something a [`LeaseGuard`] gives back to the coordinator: a slot, a queue place, a lock.
