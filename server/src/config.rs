@@ -90,16 +90,27 @@ impl fmt::Debug for DatabaseConfig {
     }
 }
 
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// Empty: in-process coordination. `redis://[:password@]host:6379[/db]` otherwise.
     pub url: String,
+    /// Prepended to every key and channel, so deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: String::new(), key_prefix: "sub2api:".into() }
+    }
 }
 
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConfig").field("url", &store::db::redact_url(&self.url)).finish()
+        f.debug_struct("RedisConfig")
+            .field("url", &store::db::redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .finish()
     }
 }
 

@@ -21,7 +21,7 @@ use proxy::gateway::Gateway;
 use proxy::snapshot::SnapshotCell;
 use proxy::usage_writer::{UsageWriter, UsageWriterTask};
 use store::Store;
-use store::coord::{Coordinator, LoginThrottle, MemoryCoordinator};
+use store::coord::{Coordinator, LoginThrottle, MemoryCoordinator, RedisCoordinator};
 use store::session::DbSessionStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -84,10 +84,21 @@ impl Application {
 
         let snapshot =
             Arc::new(SnapshotCell::load(store.clone(), secrets.clone()).await.context("loading accounts and keys")?);
-        let coord: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::new());
+        let coord: Arc<dyn Coordinator> = if config.redis.url.is_empty() {
+            let memory = MemoryCoordinator::new();
+            memory.spawn_purge(&tasks, cancel.clone());
+            Arc::new(memory)
+        } else {
+            let redis = RedisCoordinator::connect(&config.redis.url, &config.redis.key_prefix)
+                .await
+                .with_context(|| format!("cannot use Redis at {}", store::db::redact_url(&config.redis.url)))?;
+            tracing::info!(prefix = %config.redis.key_prefix, "coordination in Redis");
+            Arc::new(redis)
+        };
         let (usage, usage_task) = UsageWriter::spawn(store.clone(), config.gateway.usage_queue_size as usize);
         let gateway = Arc::new(Gateway::new(config.gateway(), snapshot, coord, store.clone(), usage)?);
         spawn_snapshot_refresh(&tasks, &cancel, &gateway, Duration::from_secs(config.gateway.snapshot_refresh_seconds));
+        spawn_change_listener(&tasks, &cancel, &gateway);
 
         let router = build_router(config, store.clone(), secrets, redis, sessions, Arc::clone(&gateway))?;
         let addr = format!("{}:{}", config.server.host, config.server.port);
@@ -216,6 +227,30 @@ fn spawn_snapshot_refresh(tasks: &TaskTracker, cancel: &CancellationToken, gatew
                     Some(g) => g.refresh().await,
                     None => break,
                 },
+            }
+        }
+    });
+}
+
+/// Reloads the snapshot when another instance announces an admin change (Redis only).
+fn spawn_change_listener(tasks: &TaskTracker, cancel: &CancellationToken, gateway: &Arc<Gateway>) {
+    let Some(mut changes) = gateway.coord.changes() else { return };
+    let cancel = cancel.clone();
+    let gateway = Arc::downgrade(gateway);
+    tasks.spawn(async move {
+        loop {
+            let received = tokio::select! {
+                () = cancel.cancelled() => break,
+                received = changes.recv() => received,
+            };
+            if matches!(received, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                break;
+            }
+            // Several announcements in a row need one reload.
+            while changes.try_recv().is_ok() {}
+            match gateway.upgrade() {
+                Some(g) => g.refresh().await,
+                None => break,
             }
         }
     });

@@ -152,6 +152,7 @@ pub async fn refresh_after_change(
     let res = next.run(req).await;
     if !reads && (res.status().is_success() || res.status().is_redirection()) {
         gateway.refresh().await;
+        gateway.announce_change().await;
     }
     res
 }

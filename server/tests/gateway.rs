@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use server::config::Config;
 use store::UsageFilter;
 use store::testing::TestDb;
-use support::{ADMIN_API_KEY, TestApp, default_env, test_config};
+use support::{ADMIN_API_KEY, TestApp, default_env, hello, test_config};
 
 /// The credential of fake account `i`; the fake scripts and journals by it.
 fn cred(i: usize) -> String {
@@ -132,22 +132,7 @@ impl Gw {
 
 /// An admin REST call with the admin key; returns `data`, asserting success.
 async fn admin(app: &TestApp, method: &str, path: &str, body: Value) -> Value {
-    let url = app.url(&format!("/api/v1/admin{path}"));
-    let req = match method {
-        "GET" => app.client.get(url),
-        "POST" => app.client.post(url),
-        "PUT" => app.client.put(url),
-        other => panic!("method {other}"),
-    };
-    let req = req.header("x-api-key", ADMIN_API_KEY);
-    let req = if body.is_null() { req } else { req.json(&body) };
-    let res: Value = req.send().await.unwrap().json().await.unwrap();
-    assert_eq!(res["code"], 0, "{method} {path}: {res}");
-    res["data"].clone()
-}
-
-fn hello(model: &str, stream: bool) -> Value {
-    json!({"model": model, "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+    support::admin_at(&app.client, &app.url(""), method, path, body).await
 }
 
 /// Sticky by Claude Code's JSON `metadata.user_id`.

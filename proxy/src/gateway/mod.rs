@@ -183,6 +183,13 @@ impl Gateway {
         }
     }
 
+    /// Tells the other instances to reload (a no-op without Redis).
+    pub async fn announce_change(&self) {
+        if let Err(e) = self.coord.announce_change().await {
+            tracing::warn!(error = %e, "announcing a change to other instances failed");
+        }
+    }
+
     /// Run-time state of `account_ids`: cooldowns and loads from the coordinator, plus the
     /// local last-used times. A coordinator failure degrades to "no run-time state" (fail
     /// open): the stored cooldowns still apply.

@@ -773,6 +773,7 @@ async fn apply_health(gw: &Gateway, account: &AccountEntry, health: HealthAction
                     entry.status = domain::AccountStatus::Error;
                 }
             });
+            gw.announce_change().await;
             return None;
         }
     };

@@ -141,3 +141,31 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// An admin REST call to the server at `base` with the admin key; returns `data`, asserting
+/// success.
+pub async fn admin_at(
+    client: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let url = format!("{base}/api/v1/admin{path}");
+    let req = match method {
+        "GET" => client.get(url),
+        "POST" => client.post(url),
+        "PUT" => client.put(url),
+        other => panic!("method {other}"),
+    };
+    let req = req.header("x-api-key", ADMIN_API_KEY);
+    let req = if body.is_null() { req } else { req.json(&body) };
+    let res: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+    assert_eq!(res["code"], 0, "{method} {path}: {res}");
+    res["data"].clone()
+}
+
+/// A minimal Messages request.
+pub fn hello(model: &str, stream: bool) -> serde_json::Value {
+    serde_json::json!({"model": model, "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
