@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Release build of the server and the wasm bundle (target/release/sub2api + target/site).
 BIN := target/release/sub2api
 
-.PHONY: run test tools test-tools build fmt-check clippy rust-test sdk-test e2e clean
+.PHONY: run test tools test-tools build fmt-check clippy rust-test sdk-test e2e deploy-check clean
 
 ## Build and start the gateway + admin UI on http://localhost:8080 with SQLite under ./data.
 run: tools build
@@ -19,7 +19,7 @@ run: tools build
 ## (PostgreSQL ones when TEST_DATABASE_URL is set, Redis ones when TEST_REDIS_URL is set) and
 ## the official Anthropic Python SDK against the gateway (debug build), and the Playwright
 ## browser tests against a release build.
-test: test-tools fmt-check clippy rust-test sdk-test e2e
+test: test-tools fmt-check clippy rust-test sdk-test e2e deploy-check
 
 tools:
 	scripts/tools.sh build
@@ -50,6 +50,11 @@ sdk-test:
 e2e: build
 	rm -rf end2end/test-results
 	cd end2end && { status=0; npx playwright test || status=$$?; node summary.js || status=1; exit $$status; }
+
+## The deployment kit: compose files against .env.example, shellcheck, the systemd unit,
+## docker-deploy.sh, and install.sh end to end from an archive served on 127.0.0.1.
+deploy-check:
+	CARGO=$(CARGO) scripts/deploy-check.sh
 
 clean:
 	$(CARGO) clean
