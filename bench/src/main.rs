@@ -47,6 +47,8 @@ struct Args {
     rate: u32,
     seconds: u64,
     streams: usize,
+    /// Run the gateway with the Redis coordinator at this URL (a fresh key prefix).
+    redis: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -57,6 +59,7 @@ fn parse_args() -> anyhow::Result<Args> {
         rate: 500,
         seconds: 10,
         streams: 1000,
+        redis: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +71,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--rate" => args.rate = value.parse()?,
             "--seconds" => args.seconds = value.parse()?,
             "--streams" => args.streams = value.parse()?,
+            "--redis" => args.redis = Some(value),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -159,10 +163,21 @@ struct Gateway {
     base: String,
 }
 
-async fn spawn_gateway(bin: &PathBuf, dir: &std::path::Path, client: &reqwest::Client) -> anyhow::Result<Gateway> {
+async fn spawn_gateway(
+    bin: &PathBuf,
+    dir: &std::path::Path,
+    client: &reqwest::Client,
+    redis: Option<&str>,
+) -> anyhow::Result<Gateway> {
     let port = free_port()?;
     let log = std::fs::File::create(dir.join("gateway.log"))?;
-    let child = Command::new(std::fs::canonicalize(bin)?)
+    let mut command = Command::new(std::fs::canonicalize(bin)?);
+    if let Some(url) = redis {
+        command
+            .env("REDIS_URL", url)
+            .env("SUB2API__REDIS__KEY_PREFIX", format!("sub2api-bench:{}:", std::process::id()));
+    }
+    let child = command
         .current_dir(dir)
         .env("SUB2API__SERVER__HOST", "127.0.0.1")
         .env("SUB2API__SERVER__PORT", port.to_string())
@@ -365,8 +380,12 @@ async fn main() -> anyhow::Result<()> {
     let (_fake, fake) = spawn_fake(&args.fake_bin, &[])?;
     let (_slow, slow) = spawn_fake(&args.fake_bin, &["--event-delay-ms", "100", "--deltas", "20"])?;
     let floor = spawn_floor(client.clone(), fake).await?;
-    let gateway = spawn_gateway(&args.gateway_bin, &dir, &client).await?;
+    let gateway = spawn_gateway(&args.gateway_bin, &dir, &client, args.redis.as_deref()).await?;
     let pid = gateway.proc.child.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_start = rss_kb(pid);
+    let coordinator = if args.redis.is_some() { "Redis" } else { "in-process" };
+    println!("Coordinator: {coordinator}.\n");
     let user = gateway
         .admin(&client, "/users", json!({"email": "load@example.com", "password": "load-password-1", "concurrency": 0}))
         .await?["id"]
@@ -478,7 +497,8 @@ async fn main() -> anyhow::Result<()> {
     println!("\n## Gateway memory (VmRSS)\n");
     println!("| state | RSS MB |\n|---|---|");
     let mb = |kb: u64| format!("{:.1}", kb as f64 / 1024.0);
-    println!("| idle, after setup | {} |", mb(rss_idle));
+    println!("| idle, just started | {} |", mb(rss_start));
+    println!("| idle, after setup (two argon2id password hashes, 19 MiB each) | {} |", mb(rss_idle));
     println!("| after the latency, rate and throughput runs | {} |", mb(rss_after));
     println!("| peak during the concurrent streams | {} |", mb(peak.load(std::sync::atomic::Ordering::Relaxed)));
     let _ = std::fs::remove_dir_all(&dir);

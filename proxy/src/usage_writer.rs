@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 
 /// Rows written in one transaction at most.
 const MAX_BATCH: usize = 256;
+/// How long the first row of a batch waits for others to join it.
+const BATCH_WINDOW: Duration = Duration::from_millis(25);
 /// Attempts per batch before its rows are given up (and logged).
 const MAX_ATTEMPTS: u32 = 5;
 
@@ -81,6 +83,16 @@ async fn run(store: Store, mut rx: mpsc::Receiver<NewUsage>, stats: Arc<WriterSt
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // `recv_many` returns 0 only when every sender is gone and the queue is empty.
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Let a burst gather first: one transaction for many rows costs the database (and the
+        // cores the gateway shares with it) far less than one transaction per row.
+        if batch.len() < MAX_BATCH {
+            tokio::time::sleep(BATCH_WINDOW).await;
+            while batch.len() < MAX_BATCH
+                && let Ok(row) = rx.try_recv()
+            {
+                batch.push(row);
+            }
+        }
         write_batch(&store, &batch, &stats).await;
         batch.clear();
     }

@@ -184,14 +184,17 @@ async fn secure_cookie_behind_tls_proxy() {
 
 #[tokio::test]
 async fn readiness_reports_redis() {
+    // A configured Redis that cannot be reached stops startup (quickly, naming it) rather
+    // than running instances that silently do not share their limits.
     let db = store::testing::TestDb::sqlite().await;
     let mut config = support::test_config(&db);
     config.redis.url = "redis://127.0.0.1:1".into();
-    let app = TestApp::spawn_with(db, config, support::default_env()).await;
-    let res = app.client.get(app.url("/ready")).send().await.unwrap();
-    assert_eq!(res.status(), 503, "an unreachable Redis makes the instance unready");
-    assert_eq!(res.json::<Value>().await.unwrap()["redis"], "unavailable");
-    app.shutdown().await;
+    let started = std::time::Instant::now();
+    let Err(error) = server::startup::Application::build(&config, &support::default_env()).await else {
+        panic!("startup must fail without its Redis");
+    };
+    assert!(format!("{error:#}").contains("Redis"), "{error:#}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "failed fast: {:?}", started.elapsed());
 
     let Some(redis_url) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
         eprintln!("TEST_REDIS_URL not set: live Redis readiness not checked");

@@ -379,6 +379,7 @@ gateway_test!(bad_requests_get_anthropic_errors_with_a_request_id, |db| {
     let check = |res: reqwest::Response, status: u16, kind: &'static str| async move {
         assert_eq!(res.status(), status);
         assert!(res.headers().contains_key("request-id"), "request-id header");
+        assert!(res.headers().contains_key("x-sub2api-overhead-ms"), "overhead header on errors too");
         let body: Value = res.json().await.unwrap();
         assert_eq!((body["type"].as_str(), body["error"]["type"].as_str()), (Some("error"), Some(kind)), "{body}");
         body["error"]["message"].as_str().unwrap().to_owned()

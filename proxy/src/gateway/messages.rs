@@ -52,6 +52,10 @@ async fn handle(gw: Arc<Gateway>, req: Request, endpoint: Endpoint) -> Response 
         Ok(job) => job,
         Err((e, body_left_unread)) => {
             let mut res = error_response(Protocol::Anthropic, &e, &rid);
+            let ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0);
+            if let Ok(value) = http::HeaderValue::from_str(&ms) {
+                res.headers_mut().insert(super::OVERHEAD_HEADER, value);
+            }
             if body_left_unread {
                 // The connection cannot be reused with part of a body still in it; say so
                 // rather than close it under the client.

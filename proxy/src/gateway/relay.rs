@@ -309,7 +309,9 @@ async fn fail(sink: &mut Sink, rec: &mut Record, job: &Job, err: ProxyError) {
     if sink.is_started() {
         sink.send(Bytes::from(err.anthropic_sse_event())).await;
     } else {
-        sink.respond(error_response(Protocol::Anthropic, &err, &job.request_id));
+        let mut res = error_response(Protocol::Anthropic, &err, &job.request_id);
+        set_overhead(res.headers_mut(), job, rec);
+        sink.respond(res);
     }
 }
 

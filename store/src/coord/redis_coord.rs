@@ -232,7 +232,14 @@ impl RedisCoordinator {
     /// channel, so several deployments (or test runs) can share one Redis.
     pub async fn connect(url: &str, prefix: &str) -> CoordResult<RedisCoordinator> {
         let client = redis::Client::open(url).map_err(backend)?;
-        let conn = ConnectionManager::new(client.clone()).await.map_err(backend)?;
+        // Fail fast at startup and never let a hung Redis hold a request for long: the
+        // gateway fails open on coordinator errors.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_max_delay(1000)
+            .set_connection_timeout(Duration::from_secs(3))
+            .set_response_timeout(Duration::from_secs(5));
+        let conn = ConnectionManager::new_with_config(client.clone(), config).await.map_err(backend)?;
         let waiters = Arc::new(Waiters::default());
         let (changes, _) = broadcast::channel(16);
         let instance = format!("{:016x}", rand::random::<u64>());
