@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 
 /// Rows written in one transaction at most.
 const MAX_BATCH: usize = 256;
+/// Rows that may wait for room beyond the queue (in tasks) before rows are dropped.
+const MAX_PARKED: u64 = 100_000;
 /// How long the first row of a batch waits for others to join it.
 const BATCH_WINDOW: Duration = Duration::from_millis(25);
 /// Attempts per batch before its rows are given up (and logged).
@@ -23,6 +25,8 @@ const MAX_ATTEMPTS: u32 = 5;
 pub struct WriterStats {
     pub written: AtomicU64,
     pub failed: AtomicU64,
+    /// Rows waiting in tasks for room in the full queue.
+    pub parked: AtomicU64,
 }
 
 /// The sending side; cheap to clone, one per request path.
@@ -52,11 +56,21 @@ impl UsageWriter {
         match self.tx.try_send(row) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(row)) => {
+                // Bounded too: during a long database outage rows beyond this are counted
+                // and logged as lost instead of growing memory without end.
+                if self.stats.parked.fetch_add(1, Ordering::Relaxed) >= MAX_PARKED {
+                    self.stats.parked.fetch_sub(1, Ordering::Relaxed);
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(request_id = %row.request_id, "usage queue overflowing; row dropped");
+                    return;
+                }
                 let tx = self.tx.clone();
+                let stats = Arc::clone(&self.stats);
                 tokio::spawn(async move {
                     if tx.send(row).await.is_err() {
                         tracing::error!("usage writer stopped before a queued row could be handed over");
                     }
+                    stats.parked.fetch_sub(1, Ordering::Relaxed);
                 });
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {

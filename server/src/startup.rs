@@ -142,27 +142,35 @@ impl Application {
                 })
                 .await
         });
-        tokio::select! {
-            () = shutdown => {}
+        // Whatever ends the serving (a signal, or the server failing), the relay tasks are
+        // waited for and the usage rows drained before returning.
+        let flatten = |res: Result<std::io::Result<()>, tokio::task::JoinError>| -> anyhow::Result<()> { Ok(res??) };
+        let mut outcome = Ok(());
+        let failed_early = tokio::select! {
+            () = shutdown => false,
             res = &mut server => {
-                res??;
-                return Ok(());
-            }
-        }
-        tracing::info!(
-            grace_seconds = grace.as_secs(),
-            "shutting down: no new connections; finishing in-flight requests"
-        );
-        let _ = stop_tx.send(());
-        let cut = match tokio::time::timeout(grace, &mut server).await {
-            Ok(res) => {
-                res??;
-                false
-            }
-            Err(_) => {
-                tracing::warn!("grace period over; closing the remaining connections");
-                server.abort();
+                outcome = flatten(res);
                 true
+            }
+        };
+        let cut = if failed_early {
+            false
+        } else {
+            tracing::info!(
+                grace_seconds = grace.as_secs(),
+                "shutting down: no new connections; finishing in-flight requests"
+            );
+            let _ = stop_tx.send(());
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(res) => {
+                    outcome = flatten(res);
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!("grace period over; closing the remaining connections");
+                    server.abort();
+                    true
+                }
             }
         };
         if !gateway.stop_relays(cut, Duration::from_secs(5)).await {
@@ -182,7 +190,7 @@ impl Application {
             tracing::warn!("database pool did not close in time");
         }
         tracing::info!("stopped");
-        Ok(())
+        outcome
     }
 }
 
