@@ -26,6 +26,9 @@ pub enum ProxyError {
     TooLarge { limit: usize },
     #[error("{0}")]
     NotFound(String),
+    /// The request asked for a protocol upgrade the gateway does not offer (426).
+    #[error("{0}")]
+    UpgradeRequired(String),
     /// All accounts are busy or cooling down; try again after `retry_after` seconds.
     #[error("{message}")]
     RateLimited { message: String, retry_after: u64 },
@@ -50,6 +53,7 @@ impl ProxyError {
             ProxyError::InvalidRequest(_) => 400,
             ProxyError::TooLarge { .. } => 413,
             ProxyError::NotFound(_) => 404,
+            ProxyError::UpgradeRequired(_) => 426,
             ProxyError::RateLimited { .. } => 429,
             ProxyError::Unavailable { .. } | ProxyError::Overloaded { .. } => 503,
             ProxyError::Upstream(_) => 502,
@@ -85,6 +89,7 @@ impl ProxyError {
             ProxyError::InvalidRequest(_) => "invalid_request_error",
             ProxyError::TooLarge { .. } => "request_too_large",
             ProxyError::NotFound(_) => "not_found_error",
+            ProxyError::UpgradeRequired(_) => "invalid_request_error",
             ProxyError::RateLimited { .. } => "rate_limit_error",
             ProxyError::Unavailable { .. } | ProxyError::Overloaded { .. } => "overloaded_error",
             ProxyError::Upstream(_) => "upstream_error",
@@ -96,7 +101,9 @@ impl ProxyError {
         match self {
             ProxyError::Unauthorized(_) => "authentication_error",
             ProxyError::Forbidden(_) => "permission_error",
-            ProxyError::InvalidRequest(_) | ProxyError::TooLarge { .. } => "invalid_request_error",
+            ProxyError::InvalidRequest(_) | ProxyError::TooLarge { .. } | ProxyError::UpgradeRequired(_) => {
+                "invalid_request_error"
+            }
             ProxyError::NotFound(_) => "not_found_error",
             ProxyError::RateLimited { .. } => "rate_limit_error",
             ProxyError::Unavailable { .. }
@@ -110,7 +117,9 @@ impl ProxyError {
         match self {
             ProxyError::Unauthorized(_) => "UNAUTHENTICATED",
             ProxyError::Forbidden(_) => "PERMISSION_DENIED",
-            ProxyError::InvalidRequest(_) | ProxyError::TooLarge { .. } => "INVALID_ARGUMENT",
+            ProxyError::InvalidRequest(_) | ProxyError::TooLarge { .. } | ProxyError::UpgradeRequired(_) => {
+                "INVALID_ARGUMENT"
+            }
             ProxyError::NotFound(_) => "NOT_FOUND",
             ProxyError::RateLimited { .. } => "RESOURCE_EXHAUSTED",
             ProxyError::Unavailable { .. } | ProxyError::Overloaded { .. } => "UNAVAILABLE",
@@ -138,6 +147,15 @@ impl ProxyError {
     /// The terminal in-stream error event for an Anthropic stream that already started.
     pub fn anthropic_sse_event(&self) -> String {
         format!("event: error\ndata: {}\n\n", self.body(Protocol::Anthropic))
+    }
+
+    /// The terminal in-stream error for a stream in `protocol` that already started: an
+    /// Anthropic `event: error`, or an OpenAI `data: {"error":…}` chunk.
+    pub fn sse_event(&self, protocol: Protocol) -> String {
+        match protocol {
+            Protocol::Anthropic => self.anthropic_sse_event(),
+            other => format!("data: {}\n\n", self.body(other)),
+        }
     }
 }
 

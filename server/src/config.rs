@@ -180,6 +180,8 @@ pub struct GatewayConfig {
     pub usage_queue_size: u32,
     /// Used by Anthropic accounts without their own base URL.
     pub anthropic_base_url: String,
+    /// Used by OpenAI accounts without their own base URL.
+    pub openai_base_url: String,
 }
 
 impl Default for GatewayConfig {
@@ -198,6 +200,7 @@ impl Default for GatewayConfig {
             snapshot_refresh_seconds: 30,
             usage_queue_size: 4096,
             anthropic_base_url: d.anthropic_base_url,
+            openai_base_url: d.openai_base_url,
         }
     }
 }
@@ -237,6 +240,7 @@ impl Config {
             stream_idle_timeout: Duration::from_secs(g.stream_idle_timeout_seconds),
             slot_ttl: Duration::from_secs(g.slot_ttl_seconds.max(1)),
             anthropic_base_url: g.anthropic_base_url.clone(),
+            openai_base_url: g.openai_base_url.clone(),
             cooldown: proxy::cooldown::CooldownConfig {
                 fallback_cooldown_seconds: self.rate_limit.fallback_cooldown_seconds,
                 overload_cooldown_minutes: self.rate_limit.overload_cooldown_minutes,

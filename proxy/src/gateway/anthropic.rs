@@ -68,6 +68,18 @@ pub(super) fn body(original: &Bytes, requested: &str, upstream: &str) -> Bytes {
 }
 
 fn replace_model(original: &[u8], model: &str) -> Option<Vec<u8>> {
+    let model = serde_json::Value::String(model.to_owned()).to_string();
+    rewrite_top_level(original, |key, _| (key == "model").then(|| model.clone()), None)
+}
+
+/// Re-emits a JSON object's top-level fields in their order and with their exact bytes,
+/// except those `edit` returns new JSON text for; `append` adds a field when it is absent.
+/// `None` when the body is not a JSON object.
+pub(super) fn rewrite_top_level(
+    original: &[u8],
+    edit: impl Fn(&str, &str) -> Option<String>,
+    append: Option<(&str, &str)>,
+) -> Option<Vec<u8>> {
     struct Fields<'a>(Vec<(String, &'a RawValue)>);
     struct FieldsVisitor;
     impl<'de> Visitor<'de> for FieldsVisitor {
@@ -85,7 +97,7 @@ fn replace_model(original: &[u8], model: &str) -> Option<Vec<u8>> {
     }
     let mut de = serde_json::Deserializer::from_slice(original);
     let fields = (&mut de).deserialize_map(FieldsVisitor).ok()?;
-    let mut out = Vec::with_capacity(original.len() + model.len());
+    let mut out = Vec::with_capacity(original.len() + 64);
     out.push(b'{');
     for (i, (key, value)) in fields.0.iter().enumerate() {
         if i > 0 {
@@ -93,11 +105,20 @@ fn replace_model(original: &[u8], model: &str) -> Option<Vec<u8>> {
         }
         serde_json::to_writer(&mut out, key).ok()?;
         out.push(b':');
-        if key == "model" {
-            serde_json::to_writer(&mut out, model).ok()?;
-        } else {
-            out.extend_from_slice(value.get().as_bytes());
+        match edit(key, value.get()) {
+            Some(text) => out.extend_from_slice(text.as_bytes()),
+            None => out.extend_from_slice(value.get().as_bytes()),
         }
+    }
+    if let Some((key, text)) = append
+        && !fields.0.iter().any(|(k, _)| k == key)
+    {
+        if !fields.0.is_empty() {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key).ok()?;
+        out.push(b':');
+        out.extend_from_slice(text.as_bytes());
     }
     out.push(b'}');
     Some(out)
@@ -199,6 +220,29 @@ fn rewrite_event(event: &[u8], requested: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
+pub(super) mod tests_support {
+    /// A plain Anthropic API-key account for unit tests.
+    pub(crate) fn account() -> crate::snapshot::AccountEntry {
+        crate::snapshot::AccountEntry {
+            id: 1,
+            name: "a".into(),
+            platform: domain::Platform::Anthropic,
+            kind: domain::AccountKind::ApiKey,
+            api_key: "sk-ant-upstream".into(),
+            base_url: Some("http://up/".into()),
+            model_mapping: Default::default(),
+            concurrency: 1,
+            priority: 1,
+            status: domain::AccountStatus::Active,
+            schedulable: true,
+            rate_limit_reset_at: None,
+            overload_until: None,
+            last_used_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -243,22 +287,7 @@ mod tests {
         client.insert("anthropic-beta", HeaderValue::from_static("tools-2024"));
         client.insert("x-stainless-lang", HeaderValue::from_static("python"));
         client.insert("cookie", HeaderValue::from_static("a=b"));
-        let account = crate::snapshot::AccountEntry {
-            id: 1,
-            name: "a".into(),
-            platform: domain::Platform::Anthropic,
-            kind: domain::AccountKind::ApiKey,
-            api_key: "sk-ant-upstream".into(),
-            base_url: Some("http://up/".into()),
-            model_mapping: Default::default(),
-            concurrency: 1,
-            priority: 1,
-            status: domain::AccountStatus::Active,
-            schedulable: true,
-            rate_limit_reset_at: None,
-            overload_until: None,
-            last_used_at: None,
-        };
+        let account = tests_support::account();
         let h = headers(&client, &account);
         assert_eq!(h["x-api-key"], "sk-ant-upstream");
         assert!(h.get("authorization").is_none() && h.get("cookie").is_none());

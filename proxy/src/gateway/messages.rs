@@ -1,4 +1,5 @@
-//! The Anthropic-compatible routes: `POST /v1/messages`, `POST /v1/messages/count_tokens`,
+//! The client-facing routes: Anthropic `POST /v1/messages` and `/v1/messages/count_tokens`,
+//! OpenAI `POST /v1/chat/completions` and `/v1/responses` (with their aliases), and
 //! `GET /v1/models`. The handler checks the key and the body, then hands the request to the
 //! relay task and returns whatever head it produces.
 
@@ -22,7 +23,18 @@ use crate::sticky;
 const DRAIN_LIMIT: usize = 1024 * 1024;
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Served when no account of the group names its models.
+/// Served to OpenAI groups when no account names its models.
+const BUILT_IN_OPENAI_MODELS: &[(&str, &str)] = &[
+    ("gpt-5.2", "GPT-5.2"),
+    ("gpt-5.2-codex", "GPT-5.2 Codex"),
+    ("gpt-5.1-codex-max", "GPT-5.1 Codex Max"),
+    ("gpt-5.1-codex", "GPT-5.1 Codex"),
+    ("gpt-5.1", "GPT-5.1"),
+    ("gpt-5.1-codex-mini", "GPT-5.1 Codex mini"),
+    ("gpt-5", "GPT-5"),
+];
+
+/// Served to Anthropic groups when no account names its models.
 const BUILT_IN_MODELS: &[(&str, &str)] = &[
     ("claude-opus-4-5-20251101", "Claude Opus 4.5"),
     ("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5"),
@@ -39,6 +51,27 @@ pub(super) async fn count_tokens_handler(State(gw): State<Arc<Gateway>>, req: Re
     handle(gw, req, Endpoint::CountTokens).await
 }
 
+pub(super) async fn chat_handler(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    handle(gw, req, Endpoint::ChatCompletions).await
+}
+
+pub(super) async fn responses_handler(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    handle(gw, req, Endpoint::Responses).await
+}
+
+/// `GET /v1/responses`: Codex CLI tries a WebSocket first. Until a WebSocket relay exists,
+/// say so at once (426) so it falls back to HTTP without waiting.
+pub(super) async fn responses_socket_handler(req: Request) -> Response {
+    let rid = request_id(req.headers());
+    let upgrade = req.headers().get(http::header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let err = if upgrade.eq_ignore_ascii_case("websocket") {
+        ProxyError::UpgradeRequired("WebSocket transport is not supported; use HTTP POST".into())
+    } else {
+        ProxyError::NotFound("use POST for /v1/responses".into())
+    };
+    error_response(Protocol::OpenAi, &err, &rid)
+}
+
 fn authenticate(gw: &Gateway, req: &Request) -> Result<Caller, ProxyError> {
     let presented = auth::presented_key(req.headers(), req.uri().query(), false);
     Ok(auth::authenticate(&gw.snapshot.current(), presented, OffsetDateTime::now_utc())?)
@@ -51,7 +84,7 @@ async fn handle(gw: Arc<Gateway>, req: Request, endpoint: Endpoint) -> Response 
     let job = match prepare(&gw, req, endpoint, started, started_at, rid.clone()).await {
         Ok(job) => job,
         Err((e, body_left_unread)) => {
-            let mut res = error_response(Protocol::Anthropic, &e, &rid);
+            let mut res = error_response(endpoint.protocol(), &e, &rid);
             let ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0);
             if let Ok(value) = http::HeaderValue::from_str(&ms) {
                 res.headers_mut().insert(super::OVERHEAD_HEADER, value);
@@ -70,7 +103,7 @@ async fn handle(gw: Arc<Gateway>, req: Request, endpoint: Endpoint) -> Response 
         Ok(res) => res,
         Err(_) => {
             tracing::error!("the relay task ended without an answer");
-            error_response(Protocol::Anthropic, &ProxyError::Internal, &rid)
+            error_response(endpoint.protocol(), &ProxyError::Internal, &rid)
         }
     }
 }
@@ -97,6 +130,15 @@ async fn prepare(
         let unread = matches!(e, ProxyError::TooLarge { .. });
         (e, unread)
     })?;
+    if caller.group.platform != endpoint.platform() {
+        // Translation between the protocols is not built yet: say so in the caller's terms.
+        let message = format!(
+            "{} is not available for this API key: its group serves {} accounts",
+            parts.uri.path(),
+            caller.group.platform.as_str()
+        );
+        return Err((ProxyError::NotFound(message), false));
+    }
     parse(endpoint, caller, parts, body, started, started_at, request_id).map_err(|e| (e, false))
 }
 
@@ -119,11 +161,20 @@ fn parse(
         Some(_) => return Err(ProxyError::InvalidRequest("model: must be a non-empty string".into())),
         None => return Err(ProxyError::InvalidRequest("model: field required".into())),
     };
-    let stream = endpoint == Endpoint::Messages && parsed.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let binding = match endpoint {
-        Endpoint::Messages => sticky::anthropic_session(&parsed, &parts.headers)
-            .map(|session| sticky::binding_key(caller.group.id, &session.key)),
+    let stream = endpoint != Endpoint::CountTokens && parsed.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let session = match endpoint {
+        Endpoint::Messages => sticky::anthropic_session(&parsed, &parts.headers),
+        Endpoint::ChatCompletions | Endpoint::Responses => sticky::openai_session(&parsed, &parts.headers),
         Endpoint::CountTokens => None,
+    };
+    let binding = session.map(|session| sticky::binding_key(caller.group.id, &session.key));
+    let wants_usage = parsed.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    // `/v1/responses/compact` and the like: the part after `/responses`.
+    let subpath = match endpoint {
+        Endpoint::Responses => {
+            parts.uri.path().split_once("/responses").map(|(_, rest)| rest.to_owned()).unwrap_or_default()
+        }
+        _ => String::new(),
     };
     Ok(Job {
         endpoint,
@@ -132,6 +183,8 @@ fn parse(
         stream,
         body,
         query: parts.uri.query().map(str::to_owned),
+        subpath,
+        wants_usage,
         headers: parts.headers,
         binding,
         request_id,
@@ -150,6 +203,10 @@ pub(super) async fn models_handler(State(gw): State<Arc<Gateway>>, req: Request)
         Ok(caller) => caller,
         Err(e) => return error_response(Protocol::Anthropic, &e, &rid),
     };
+    let (built_in, owner) = match caller.group.platform {
+        domain::Platform::Openai => (BUILT_IN_OPENAI_MODELS, "openai"),
+        _ => (BUILT_IN_MODELS, "anthropic"),
+    };
     let snap = gw.snapshot.current();
     let group = snap.groups.get(&caller.group.id).unwrap_or(&caller.group);
     let named: BTreeSet<&str> = group
@@ -161,13 +218,13 @@ pub(super) async fn models_handler(State(gw): State<Arc<Gateway>>, req: Request)
         .filter(|m| !m.ends_with('*'))
         .collect();
     let models: Vec<(&str, &str)> =
-        if named.is_empty() { BUILT_IN_MODELS.to_vec() } else { named.into_iter().map(|m| (m, m)).collect() };
+        if named.is_empty() { built_in.to_vec() } else { named.into_iter().map(|m| (m, m)).collect() };
     let data: Vec<Value> = models
         .iter()
         .map(|(id, name)| {
             json!({
                 "type": "model", "id": id, "display_name": name, "created_at": "2025-01-01T00:00:00Z",
-                "object": "model", "created": 1_735_689_600, "owned_by": "anthropic",
+                "object": "model", "created": 1_735_689_600, "owned_by": owner,
             })
         })
         .collect();

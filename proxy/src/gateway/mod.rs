@@ -10,8 +10,10 @@
 pub mod account_test;
 mod anthropic;
 mod messages;
+mod openai;
 mod relay;
 mod sink;
+mod tap;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -65,6 +67,8 @@ pub struct GatewayConfig {
     pub slot_ttl: Duration,
     /// Used when an Anthropic account has no `base_url`.
     pub anthropic_base_url: String,
+    /// Used when an OpenAI account has no `base_url`.
+    pub openai_base_url: String,
     pub cooldown: CooldownConfig,
 }
 
@@ -81,6 +85,7 @@ impl Default for GatewayConfig {
             stream_idle_timeout: Duration::from_secs(180),
             slot_ttl: Duration::from_secs(30 * 60),
             anthropic_base_url: "https://api.anthropic.com".into(),
+            openai_base_url: "https://api.openai.com".into(),
             cooldown: CooldownConfig::default(),
         }
     }
@@ -150,6 +155,16 @@ impl Gateway {
             .route("/v1/messages", post(messages::messages_handler))
             .route("/v1/messages/count_tokens", post(messages::count_tokens_handler))
             .route("/v1/models", get(messages::models_handler))
+            .route("/v1/chat/completions", post(messages::chat_handler))
+            .route("/chat/completions", post(messages::chat_handler))
+            .route("/v1/responses", post(messages::responses_handler).get(messages::responses_socket_handler))
+            .route("/responses", post(messages::responses_handler).get(messages::responses_socket_handler))
+            .route(
+                "/backend-api/codex/responses",
+                post(messages::responses_handler).get(messages::responses_socket_handler),
+            )
+            .route("/v1/responses/{*subpath}", post(messages::responses_handler))
+            .route("/backend-api/codex/responses/{*subpath}", post(messages::responses_handler))
             .layer(tower_http::decompression::RequestDecompressionLayer::new())
             .with_state(Arc::clone(self))
     }

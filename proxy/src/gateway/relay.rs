@@ -17,15 +17,17 @@ use store::NewUsage;
 use store::coord::{CooldownKind, QueueGuard, SlotGuard};
 use time::OffsetDateTime;
 
-use super::anthropic::{self, StreamModelRewriter};
+use super::anthropic;
+use super::openai;
 use super::sink::Sink;
+use super::tap::{AnthropicTap, OpenAiKind, OpenAiTap, StreamEnd, StreamTap};
 use super::{Gateway, OVERHEAD_HEADER, account_slot_key, error_response, slot_limit};
 use crate::auth::Caller;
 use crate::cooldown::{self, Disposition, HealthAction, TransportFailure, UpstreamFailure};
 use crate::error::{Protocol, ProxyError};
 use crate::schedule::{self, Unavailable};
 use crate::snapshot::AccountEntry;
-use crate::usage::{AnthropicStreamUsage, SseLineBuffer, Usage};
+use crate::usage::Usage;
 
 /// How much of a failed upstream answer is read to classify it and report its message.
 const ERROR_BODY_CAP: usize = 64 * 1024;
@@ -34,19 +36,46 @@ const RESPONSE_BODY_CAP: usize = 64 * 1024 * 1024;
 /// Longest pause between two checks for a free slot while waiting.
 const WAIT_SLICE: Duration = Duration::from_millis(250);
 const PING_EVENT: &[u8] = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
+/// OpenAI streams have no ping event; an SSE comment keeps the connection alive.
+const PING_COMMENT: &[u8] = b": ping\n\n";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Endpoint {
     Messages,
     CountTokens,
+    ChatCompletions,
+    Responses,
 }
 
 impl Endpoint {
-    fn path(self) -> &'static str {
+    /// The upstream path (Responses may add a sub-path such as `/compact`).
+    fn path(self, subpath: &str) -> String {
         match self {
-            Endpoint::Messages => "/v1/messages",
-            Endpoint::CountTokens => "/v1/messages/count_tokens",
+            Endpoint::Messages => "/v1/messages".into(),
+            Endpoint::CountTokens => "/v1/messages/count_tokens".into(),
+            Endpoint::ChatCompletions => "/v1/chat/completions".into(),
+            Endpoint::Responses => format!("/v1/responses{subpath}"),
         }
+    }
+
+    pub(super) fn protocol(self) -> Protocol {
+        match self {
+            Endpoint::Messages | Endpoint::CountTokens => Protocol::Anthropic,
+            Endpoint::ChatCompletions | Endpoint::Responses => Protocol::OpenAi,
+        }
+    }
+
+    /// The group platform that serves this endpoint without translation.
+    pub(super) fn platform(self) -> domain::Platform {
+        match self.protocol() {
+            Protocol::Anthropic => domain::Platform::Anthropic,
+            _ => domain::Platform::Openai,
+        }
+    }
+
+    /// Requests that take slots and write a usage row (all but token counting).
+    fn is_billed(self) -> bool {
+        self != Endpoint::CountTokens
     }
 }
 
@@ -58,6 +87,10 @@ pub(super) struct Job {
     pub stream: bool,
     pub body: Bytes,
     pub query: Option<String>,
+    /// Responses sub-path (`/compact`), empty otherwise.
+    pub subpath: String,
+    /// Chat streams: the client asked for the usage chunk itself.
+    pub wants_usage: bool,
     pub headers: HeaderMap,
     /// Sticky binding key (group-namespaced session), when the request names a session.
     pub binding: Option<String>,
@@ -85,7 +118,7 @@ struct Record {
 pub(super) async fn drive(gw: Arc<Gateway>, job: Job, mut sink: Sink) {
     let mut rec = Record { status: 200, ..Record::default() };
     run(&gw, &job, &mut sink, &mut rec).await;
-    if job.endpoint == Endpoint::Messages {
+    if job.endpoint.is_billed() {
         gw.usage.record(usage_row(&gw, &job, &rec));
     }
 }
@@ -117,7 +150,7 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
     // The user's and the key's own limits come first: a caller over its limit waits without
     // holding an account slot.
     let mut caller_slots = Vec::new();
-    if job.endpoint == Endpoint::Messages {
+    if job.endpoint.is_billed() {
         let (user, key) = (&job.caller.user, &job.caller.key);
         // The key first: a key at its limit must not hold its user's other keys back.
         let limits = [
@@ -198,7 +231,7 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
             if sticky_first && i > 0 {
                 break;
             }
-            if job.endpoint == Endpoint::CountTokens {
+            if !job.endpoint.is_billed() {
                 chosen = Some((candidate.clone(), None));
                 break;
             }
@@ -307,9 +340,9 @@ async fn fail(sink: &mut Sink, rec: &mut Record, job: &Job, err: ProxyError) {
     rec.status = err.status();
     rec.error = err.to_string();
     if sink.is_started() {
-        sink.send(Bytes::from(err.anthropic_sse_event())).await;
+        sink.send(Bytes::from(err.sse_event(job.endpoint.protocol()))).await;
     } else {
-        let mut res = error_response(Protocol::Anthropic, &err, &job.request_id);
+        let mut res = error_response(job.endpoint.protocol(), &err, &job.request_id);
         set_overhead(res.headers_mut(), job, rec);
         sink.respond(res);
     }
@@ -391,7 +424,8 @@ impl Waiting<'_> {
             if !sink.is_started() && !sink.start_stream(StatusCode::OK, stream_headers(job, None, Duration::ZERO)) {
                 return Err(Stop::ClientGone);
             }
-            if !sink.send(Bytes::from_static(PING_EVENT)).await {
+            let ping = if job.endpoint.protocol() == Protocol::Anthropic { PING_EVENT } else { PING_COMMENT };
+            if !sink.send(Bytes::from_static(ping)).await {
                 return Err(Stop::ClientGone);
             }
         }
@@ -409,11 +443,19 @@ async fn attempt(
     rec: &mut Record,
 ) -> Attempt {
     let cfg = &gw.config;
-    let request = gw
-        .http
-        .post(anthropic::url(account, &cfg.anthropic_base_url, job.endpoint.path(), job.query.as_deref()))
-        .headers(anthropic::headers(&job.headers, account))
-        .body(anthropic::body(&job.body, &job.model, upstream_model));
+    let path = job.endpoint.path(&job.subpath);
+    let request = match account.platform {
+        domain::Platform::Openai => gw
+            .http
+            .post(openai::url(account, &cfg.openai_base_url, &path))
+            .headers(openai::headers(&job.headers, account))
+            .body(openai::body(&job.body, &job.model, upstream_model, force_usage(job))),
+        _ => gw
+            .http
+            .post(anthropic::url(account, &cfg.anthropic_base_url, &path, job.query.as_deref()))
+            .headers(anthropic::headers(&job.headers, account))
+            .body(anthropic::body(&job.body, &job.model, upstream_model)),
+    };
     let sent = Instant::now();
     let outcome = tokio::select! {
         outcome = tokio::time::timeout(cfg.response_header_timeout, request.send()) => outcome,
@@ -458,7 +500,7 @@ async fn attempt(
             rec.status = status.as_u16();
             rec.error = upstream_message(&body);
             if sink.is_started() {
-                sink.send(Bytes::from(upstream_error_event(&body))).await;
+                sink.send(Bytes::from(upstream_error_event(job.endpoint.protocol(), &body))).await;
             } else {
                 let mut res = axum::response::Response::new(axum::body::Body::from(body));
                 *res.status_mut() = status;
@@ -485,12 +527,20 @@ fn transport_failure(account: &AccountEntry, kind: TransportFailure, gw: &Gatewa
 }
 
 /// An upstream error body as one well-formed terminal SSE event (compact JSON on one line).
-fn upstream_error_event(body: &[u8]) -> String {
+fn upstream_error_event(protocol: Protocol, body: &[u8]) -> String {
     let parsed = serde_json::from_slice::<serde_json::Value>(body).ok().filter(|v| v.get("error").is_some());
     let json = parsed.unwrap_or_else(
         || serde_json::json!({"type": "error", "error": {"type": "api_error", "message": upstream_message(body)}}),
     );
-    format!("event: error\ndata: {json}\n\n")
+    match protocol {
+        Protocol::Anthropic => format!("event: error\ndata: {json}\n\n"),
+        _ => format!("data: {json}\n\n"),
+    }
+}
+
+/// Chat streams get `stream_options.include_usage` upstream so they can be billed.
+fn force_usage(job: &Job) -> bool {
+    job.endpoint == Endpoint::ChatCompletions && job.stream
 }
 
 /// The upstream's error message, for the usage row.
@@ -597,10 +647,13 @@ async fn forward(
     if !sink.start_stream(StatusCode::OK, headers) {
         return client_gone(rec);
     }
-    let mut rewriter = StreamModelRewriter::new(&job.model, upstream_model);
-    let mut lines = SseLineBuffer::default();
-    let mut usage = AnthropicStreamUsage::new();
-    let mut finished = false;
+    let mut tap: Box<dyn StreamTap> = match job.endpoint {
+        Endpoint::ChatCompletions => {
+            Box::new(OpenAiTap::new(OpenAiKind::Chat, &job.model, upstream_model, !job.wants_usage))
+        }
+        Endpoint::Responses => Box::new(OpenAiTap::new(OpenAiKind::Responses, &job.model, upstream_model, false)),
+        Endpoint::Messages | Endpoint::CountTokens => Box::new(AnthropicTap::new(&job.model, upstream_model)),
+    };
     let mut body = response.bytes_stream();
     let refresh_every = gw.config.slot_ttl / 2;
     let mut refresh_at = Instant::now() + refresh_every;
@@ -625,17 +678,15 @@ async fn forward(
                 break;
             }
         };
-        let out = match rewriter.as_mut() {
-            Some(r) => r.process(chunk),
-            None => chunk,
-        };
+        let out = tap.process(chunk);
         if out.is_empty() {
             continue;
         }
         if !send_within(sink, out.clone(), gw.config.stream_idle_timeout).await {
             break client_gone(rec);
         }
-        observe(&mut lines, &out, job, rec, &mut usage, &mut finished);
+        rec.first_token.get_or_insert_with(|| job.started.elapsed());
+        tap.delivered(&out);
         if Instant::now() >= refresh_at {
             refresh_at = Instant::now() + refresh_every;
             for slot in slots {
@@ -643,58 +694,25 @@ async fn forward(
             }
         }
     }
-    if let Some(rest) = rewriter.as_mut().map(StreamModelRewriter::finish).filter(|b| !b.is_empty())
-        && sink.send(rest.clone()).await
-    {
-        observe(&mut lines, &rest, job, rec, &mut usage, &mut finished);
+    let rest = tap.finish();
+    if !rest.is_empty() && sink.send(rest.clone()).await {
+        tap.delivered(&rest);
     }
-    // A last event without its blank line still counts.
-    lines.finish(|event| on_event(event, job, rec, &mut usage, &mut finished));
-    if usage.has_usage() {
-        rec.usage = Some(usage.usage());
-    }
-    if !finished && rec.error.is_empty() {
-        let err = ProxyError::Upstream("upstream stream ended unexpectedly");
-        rec.error = err.to_string();
-        rec.status = err.status();
-        sink.send(Bytes::from(err.anthropic_sse_event())).await;
-    }
-}
-
-/// Watches the bytes that reached the client: first token time, usage, the end of the
-/// message (`message_stop`, or an upstream `error` event, which is terminal too).
-fn observe(
-    lines: &mut SseLineBuffer,
-    bytes: &[u8],
-    job: &Job,
-    rec: &mut Record,
-    usage: &mut AnthropicStreamUsage,
-    finished: &mut bool,
-) {
-    lines.push(bytes, |event| on_event(event, job, rec, usage, finished));
-}
-
-fn on_event(
-    event: crate::usage::SseEvent<'_>,
-    job: &Job,
-    rec: &mut Record,
-    usage: &mut AnthropicStreamUsage,
-    finished: &mut bool,
-) {
-    if rec.first_token.is_none() && !event.data.is_empty() && event.data != b"[DONE]" {
-        rec.first_token = Some(job.started.elapsed());
-    }
-    usage.feed(event.data);
-    let has_type = |name: &str| {
-        let quoted = format!("\"{name}\"");
-        event.data.windows(quoted.len()).any(|w| w == quoted.as_bytes())
-    };
-    if event.event == Some("error") || (event.event.is_none() && has_type("error")) {
-        *finished = true;
-        rec.error = upstream_message(event.data);
-        rec.status = 502;
-    } else if event.event == Some("message_stop") || (event.event.is_none() && has_type("message_stop")) {
-        *finished = true;
+    tap.close();
+    rec.usage = tap.usage();
+    match tap.end().clone() {
+        StreamEnd::Done => {}
+        StreamEnd::Failed(message) => {
+            rec.error = message;
+            rec.status = 502;
+        }
+        StreamEnd::Open if rec.error.is_empty() => {
+            let err = ProxyError::Upstream("upstream stream ended unexpectedly");
+            rec.error = err.to_string();
+            rec.status = err.status();
+            sink.send(Bytes::from(err.sse_event(job.endpoint.protocol()))).await;
+        }
+        StreamEnd::Open => {}
     }
 }
 
@@ -729,9 +747,12 @@ async fn forward_whole(
         }
     };
     rec.first_token = Some(job.started.elapsed());
-    if job.endpoint == Endpoint::Messages {
-        rec.usage = Usage::from_anthropic_response(&body);
-    }
+    rec.usage = match job.endpoint {
+        Endpoint::Messages => Usage::from_anthropic_response(&body),
+        Endpoint::ChatCompletions => Usage::from_openai_chat(&body),
+        Endpoint::Responses => Usage::from_openai_responses(&body),
+        Endpoint::CountTokens => None,
+    };
     let body = anthropic::restore_model(body, &job.model, upstream_model);
     let mut res = axum::response::Response::new(axum::body::Body::from(body));
     *res.status_mut() = status;
