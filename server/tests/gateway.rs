@@ -110,23 +110,7 @@ impl Gw {
 
     /// Usage rows once `n` exist (the writer is asynchronous), newest first.
     async fn usage_rows(&self, n: usize) -> Vec<store::NewUsage> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let rows: Vec<store::NewUsage> = self
-                .app
-                .db
-                .store
-                .list_usage(&UsageFilter::default(), 0, 1000)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|r| r.data)
-                .collect();
-            if rows.len() >= n || Instant::now() > deadline {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        support::usage_rows(&self.app.db.store, n).await
     }
 }
 

@@ -6,12 +6,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
 
 use proxy::testing::{FakeUpstream, Script};
 use proxy::usage::Usage;
 use serde_json::{Value, json};
-use store::UsageFilter;
 use store::testing::TestDb;
 use support::{TestApp, admin_at, default_env, test_config};
 
@@ -65,23 +63,7 @@ impl Oa {
     }
 
     async fn rows(&self, n: usize) -> Vec<store::NewUsage> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let rows: Vec<store::NewUsage> = self
-                .app
-                .db
-                .store
-                .list_usage(&UsageFilter::default(), 0, 100)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|r| r.data)
-                .collect();
-            if rows.len() >= n || Instant::now() > deadline {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        support::usage_rows(&self.app.db.store, n).await
     }
 }
 

@@ -180,8 +180,8 @@ impl StreamModelRewriter {
     }
 }
 
-/// End (exclusive) of the first event: after its blank line.
-fn event_end(buf: &[u8]) -> Option<usize> {
+/// End (exclusive) of the first whole event in `buf`: after its blank line.
+pub(super) fn event_end(buf: &[u8]) -> Option<usize> {
     let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
     let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
     match (lf, crlf) {

@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use serde_json::Value;
 
-use super::anthropic::StreamModelRewriter;
+use super::anthropic::{StreamModelRewriter, event_end};
 use crate::usage::{AnthropicStreamUsage, SseEvent, SseLineBuffer, Usage};
 
 /// How a stream has ended so far.
@@ -243,16 +243,6 @@ impl OpenAiTap {
                 out.extend(bytes);
             }
         }
-    }
-}
-
-/// End (exclusive) of the first whole event in `buf`: after its blank line.
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 

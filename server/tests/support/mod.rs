@@ -169,3 +169,21 @@ pub async fn admin_at(
 pub fn hello(model: &str, stream: bool) -> serde_json::Value {
     serde_json::json!({"model": model, "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
 }
+
+/// Usage rows once `n` exist (the writer is asynchronous, within 5 s), newest first.
+pub async fn usage_rows(store: &store::Store, n: usize) -> Vec<store::NewUsage> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let rows: Vec<store::NewUsage> = store
+            .list_usage(&store::UsageFilter::default(), 0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.data)
+            .collect();
+        if rows.len() >= n || std::time::Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
