@@ -1,11 +1,15 @@
 """Session fixtures for the SDK tests: the real `sub2api` binary and the `fake-upstream` binary
 as subprocesses on 127.0.0.1, in a throw-away folder, set up through the admin REST API.
 
-Two groups, each with one account pointed at the fake upstream and one gateway key:
+Anthropic groups, each with one account pointed at the fake upstream and one gateway key:
 
 - plain: the account serves any model under its own name;
 - mapped: the account serves only `MAPPED_MODEL`, sent upstream as `MAPPED_UPSTREAM`;
 - paused: the account is not schedulable, so the group has no usable account.
+
+And one OpenAI group (`openai`) with one OpenAI API-key account on the same fake (base URL
+written with `/v1`) and one key: the account serves `OPENAI_MAPPED_MODEL`, sent upstream as
+`OPENAI_MAPPED_UPSTREAM`, and `OPENAI_MODEL` under its own name.
 
 The binaries come from `SUB2API_BIN` and `FAKE_UPSTREAM_BIN` (default: target/debug). Both
 processes are stopped at the end of the session whatever happens; when a test failed, their
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,14 +53,20 @@ MAX_BODY_SIZE = 64 * 1024
 FALLBACK_COOLDOWN_SECONDS = 1
 MAPPED_MODEL = "claude-alias"
 MAPPED_UPSTREAM = "claude-haiku-4-5-20251001"
+# The OpenAI account's mapping: an alias, and a model served under its own name. Both the
+# alias's target and OPENAI_MODEL are priced in proxy/data/model_prices.json.
+OPENAI_MODEL = "gpt-5.1"
+OPENAI_MAPPED_MODEL = "gpt-alias"
+OPENAI_MAPPED_UPSTREAM = "gpt-5.1-2025-11-13"
 STARTUP_TIMEOUT = 60.0
 
 # Every HTTP call of the harness goes to 127.0.0.1 only: no proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 for _var in ("NO_PROXY", "no_proxy"):
     os.environ[_var] = ",".join(filter(None, [os.environ.get(_var, ""), "127.0.0.1", "localhost"]))
-# The SDK reads these when a client does not pass them; the tests always do.
-for _var in [v for v in os.environ if v.startswith("ANTHROPIC_")]:
+# The SDKs read these when a client does not pass them (the tests always pass the key and
+# base URL; organization, project and the like must not come along either).
+for _var in [v for v in os.environ if v.startswith(("ANTHROPIC_", "OPENAI_"))]:
     del os.environ[_var]
 
 # (title, text) sections printed in the terminal summary (process logs after a failure).
@@ -154,6 +165,10 @@ class Stack:
     mapped_key_id: int
     mapped_account_id: int
     paused_key: str
+    openai_group_id: int
+    openai_key: str
+    openai_key_id: int
+    openai_account_id: int
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         return admin_call(self.url, method, path, body)
@@ -176,6 +191,12 @@ class Stack:
         options.setdefault("max_retries", 0)
         options.setdefault("timeout", 30.0)
         return anthropic.Anthropic(base_url=self.url, api_key=key or self.key, **options)
+
+    def openai_client(self, key: str | None = None, **options: Any) -> openai.OpenAI:
+        """An `openai` client on the gateway's `/v1`, with the OpenAI group's key."""
+        options.setdefault("max_retries", 0)
+        options.setdefault("timeout", 30.0)
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key or self.openai_key, **options)
 
 
 def admin_call(base: str, method: str, path: str, body: Any = None) -> Any:
@@ -241,6 +262,7 @@ def _gateway_env(tmp: Path, port: int, fake_url: str) -> dict[str, str]:
             "SUB2API__RATE_LIMIT__FALLBACK_COOLDOWN_SECONDS": str(FALLBACK_COOLDOWN_SECONDS),
             # Accounts name their base URL; should one not, it must still not leave the host.
             "SUB2API__GATEWAY__ANTHROPIC_BASE_URL": fake_url,
+            "SUB2API__GATEWAY__OPENAI_BASE_URL": fake_url,
             "NO_COLOR": "1",
         }
     )
@@ -271,6 +293,22 @@ def _provision(url: str, fake_url: str, gateway: Process) -> Stack:
     paused_group, paused_account = group_with_account("sdk-paused", None)
     admin_call(url, "POST", f"/accounts/{paused_account}/schedulable", {"schedulable": False})
     paused_key = admin_call(url, "POST", f"/users/{user}/api-keys", {"name": "sdk-paused", "group_id": paused_group})
+    openai_group = admin_call(url, "POST", "/groups", {"name": "sdk-openai", "platform": "openai"})["id"]
+    openai_account = admin_call(
+        url,
+        "POST",
+        "/accounts",
+        {
+            "name": "sdk-openai-account",
+            "platform": "openai",
+            "type": "apikey",
+            # Written with /v1, as operators often do: the gateway must not double it.
+            "credentials": {"api_key": "sk-openai-sdk", "base_url": f"{fake_url}/v1"},
+            "group_ids": [openai_group],
+            "model_mapping": {OPENAI_MAPPED_MODEL: OPENAI_MAPPED_UPSTREAM, OPENAI_MODEL: OPENAI_MODEL},
+        },
+    )["id"]
+    openai_key = admin_call(url, "POST", f"/users/{user}/api-keys", {"name": "sdk-openai", "group_id": openai_group})
     return Stack(
         url=url,
         fake_url=fake_url,
@@ -285,6 +323,10 @@ def _provision(url: str, fake_url: str, gateway: Process) -> Stack:
         mapped_key_id=mapped_key["id"],
         mapped_account_id=mapped_account,
         paused_key=paused_key["key"],
+        openai_group_id=openai_group,
+        openai_key=openai_key["key"],
+        openai_key_id=openai_key["id"],
+        openai_account_id=openai_account,
     )
 
 
@@ -323,6 +365,13 @@ def client(stack: Stack):
 def mapped_client(stack: Stack):
     """A client with the mapped group's key."""
     with stack.client(stack.mapped_key) as c:
+        yield c
+
+
+@pytest.fixture
+def openai_client(stack: Stack):
+    """An `openai` client with the OpenAI group's key."""
+    with stack.openai_client() as c:
         yield c
 
 

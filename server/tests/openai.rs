@@ -6,7 +6,6 @@
 
 mod support;
 
-
 use proxy::testing::{FakeUpstream, Script};
 use proxy::usage::Usage;
 use serde_json::{Value, json};

@@ -201,7 +201,12 @@ pub(super) async fn models_handler(State(gw): State<Arc<Gateway>>, req: Request)
     let rid = request_id(req.headers());
     let caller = match authenticate(&gw, &req) {
         Ok(caller) => caller,
-        Err(e) => return error_response(Protocol::Anthropic, &e, &rid),
+        Err(e) => {
+            // Both SDK families list models here; Anthropic clients always send a version.
+            let protocol =
+                if req.headers().contains_key("anthropic-version") { Protocol::Anthropic } else { Protocol::OpenAi };
+            return error_response(protocol, &e, &rid);
+        }
     };
     let (built_in, owner) = match caller.group.platform {
         domain::Platform::Openai => (BUILT_IN_OPENAI_MODELS, "openai"),

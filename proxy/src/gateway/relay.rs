@@ -592,7 +592,8 @@ fn own_request_id(job: &Job, headers: &mut HeaderMap) {
 }
 
 fn upstream_request_id(upstream: &HeaderMap, headers: &mut HeaderMap) {
-    if let Some(id) = upstream.get("request-id") {
+    // Anthropic names it `request-id`, OpenAI `x-request-id`.
+    if let Some(id) = upstream.get("request-id").or_else(|| upstream.get("x-request-id")) {
         headers.insert("x-upstream-request-id", id.clone());
     }
 }

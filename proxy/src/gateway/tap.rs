@@ -196,16 +196,21 @@ impl OpenAiTap {
         let Ok(mut value) = serde_json::from_slice::<Value>(&data) else {
             return Some(event.to_vec());
         };
-        if self.drop_usage_chunk
-            && value.get("usage").is_some_and(|u| !u.is_null())
-            && value.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty)
-        {
-            return None;
-        }
-        if self.requested == self.upstream {
-            return Some(event.to_vec());
-        }
         let mut changed = false;
+        if self.drop_usage_chunk {
+            if value.get("usage").is_some_and(|u| !u.is_null())
+                && value.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty)
+            {
+                return None;
+            }
+            // The `"usage": null` the forced option adds to every chunk goes too.
+            if let Some(object) = value.as_object_mut()
+                && object.get("usage").is_some_and(Value::is_null)
+            {
+                object.remove("usage");
+                changed = true;
+            }
+        }
         for path in ["/model", "/response/model"] {
             if let Some(model) = value.pointer_mut(path)
                 && model.as_str() == Some(self.upstream.as_str())
@@ -304,12 +309,13 @@ mod tests {
     #[test]
     fn chat_usage_chunk_is_read_then_dropped_when_not_asked_for() {
         let usage = r#"{"id":"c","model":"up","choices":[],"usage":{"prompt_tokens":30,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":10}}}"#;
-        let chunk = r#"{"id":"c","model":"up","choices":[{"index":0,"delta":{"content":"hi"}}]}"#;
+        let chunk = r#"{"id":"c","model":"up","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#;
         let stream = format!("data: {chunk}\n\ndata: {usage}\n\ndata: [DONE]\n\n");
         let (a, b) = stream.split_at(20);
         let mut tap = OpenAiTap::new(OpenAiKind::Chat, "asked", "up", true);
         let out = run(&mut tap, &[a, b]);
         assert!(!out.contains("prompt_tokens"), "the forced usage chunk is gone: {out}");
+        assert!(!out.contains("\"usage\""), "and the usage: null it added to every chunk: {out}");
         assert!(out.contains("\"model\":\"asked\"") && !out.contains("\"up\""), "{out}");
         assert!(out.ends_with("data: [DONE]\n\n"));
         let u = tap.usage().unwrap();
