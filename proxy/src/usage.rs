@@ -457,7 +457,7 @@ fn may_have_type(payload: &[u8], types: &[&str]) -> bool {
 
 /// Does `haystack` contain `"needle"`, quotes included? Inside a JSON string a quote is
 /// escaped (`\"`), so text that merely mentions the name does not match.
-fn contains_quoted(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains_quoted(haystack: &[u8], needle: &str) -> bool {
     let needle = needle.as_bytes();
     let width = needle.len() + 2;
     haystack

@@ -31,28 +31,18 @@ const FORWARDED: &[&str] = &[
 /// The upstream URL for `path` (`/v1/messages`, …). Of the client's query only `beta` is
 /// kept: anything else (a `key=` above all) stays here.
 pub(super) fn url(account: &AccountEntry, default_base: &str, path: &str, query: Option<&str>) -> String {
-    let base = account.base_url.as_deref().filter(|b| !b.is_empty()).unwrap_or(default_base).trim_end_matches('/');
+    let base = super::upstream_base(account, default_base);
     let kept: Vec<&str> = query.unwrap_or_default().split('&').filter(|pair| pair.starts_with("beta=")).collect();
     if kept.is_empty() { format!("{base}{path}") } else { format!("{base}{path}?{}", kept.join("&")) }
 }
 
-/// The headers sent upstream: the allowlisted client headers, the account's key, and an
-/// uncompressed answer (so usage can be read and the client sees one consistent encoding).
+/// The headers sent upstream: the allowlisted client headers and the account's key.
 pub(super) fn headers(client: &HeaderMap, account: &AccountEntry) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(FORWARDED.len() + 4);
-    for (name, value) in client {
-        let forwarded = FORWARDED.contains(&name.as_str()) || name.as_str().starts_with("x-stainless-");
-        if forwarded {
-            out.append(name.clone(), value.clone());
-        }
-    }
+    let mut out = super::forwarded_headers(client, FORWARDED);
     if !out.contains_key("anthropic-version") {
         out.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static(DEFAULT_VERSION));
     }
-    out.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    out.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-    if let Ok(mut key) = HeaderValue::from_str(&account.api_key) {
-        key.set_sensitive(true);
+    if let Some(key) = super::secret_header(&account.api_key) {
         out.insert(HeaderName::from_static("x-api-key"), key);
     }
     out

@@ -85,8 +85,7 @@ async fn handle(gw: Arc<Gateway>, req: Request, endpoint: Endpoint) -> Response 
         Ok(job) => job,
         Err((e, body_left_unread)) => {
             let mut res = error_response(endpoint.protocol(), &e, &rid);
-            let ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0);
-            if let Ok(value) = http::HeaderValue::from_str(&ms) {
+            if let Some(value) = super::overhead_value(started.elapsed()) {
                 res.headers_mut().insert(super::OVERHEAD_HEADER, value);
             }
             if body_left_unread {

@@ -240,6 +240,38 @@ impl Gateway {
     }
 }
 
+/// The account's own base URL, else the platform default, without a trailing `/`.
+fn upstream_base<'a>(account: &'a crate::snapshot::AccountEntry, default_base: &'a str) -> &'a str {
+    account.base_url.as_deref().filter(|b| !b.is_empty()).unwrap_or(default_base).trim_end_matches('/')
+}
+
+/// The client headers on `allowlist` (and `x-stainless-*`), plus a JSON body and an
+/// uncompressed answer (so usage can be read and the client sees one consistent encoding).
+/// The gateway key, cookies and hop-by-hop headers never pass.
+fn forwarded_headers(client: &HeaderMap, allowlist: &[&str]) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(allowlist.len() + 4);
+    for (name, value) in client {
+        if allowlist.contains(&name.as_str()) || name.as_str().starts_with("x-stainless-") {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    out.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    out
+}
+
+/// A credential as a header value that logs and debug output never show.
+fn secret_header(value: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// `x-sub2api-overhead-ms` for time spent in the gateway.
+fn overhead_value(overhead: Duration) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)).ok()
+}
+
 pub fn account_slot_key(id: i64) -> String {
     format!("account:{id}")
 }

@@ -3,7 +3,7 @@
 //! and, for chat streams, `stream_options.include_usage` forced on so usage can be billed.
 
 use axum::body::Bytes;
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 use serde_json::Value;
 
 use super::anthropic::rewrite_top_level;
@@ -23,7 +23,7 @@ const FORWARDED: &[&str] = &[
 ];
 
 pub(super) fn url(account: &AccountEntry, default_base: &str, path: &str) -> String {
-    let base = account.base_url.as_deref().filter(|b| !b.is_empty()).unwrap_or(default_base).trim_end_matches('/');
+    let base = super::upstream_base(account, default_base);
     // A base that already ends in `/v1` (a common way to write it) is not doubled.
     match (base.strip_suffix("/v1"), path.strip_prefix("/v1")) {
         (Some(root), Some(rest)) => format!("{root}/v1{rest}"),
@@ -32,16 +32,8 @@ pub(super) fn url(account: &AccountEntry, default_base: &str, path: &str) -> Str
 }
 
 pub(super) fn headers(client: &HeaderMap, account: &AccountEntry) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(FORWARDED.len() + 4);
-    for (name, value) in client {
-        if FORWARDED.contains(&name.as_str()) || name.as_str().starts_with("x-stainless-") {
-            out.append(name.clone(), value.clone());
-        }
-    }
-    out.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    out.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-    if let Ok(mut bearer) = HeaderValue::from_str(&format!("Bearer {}", account.api_key)) {
-        bearer.set_sensitive(true);
+    let mut out = super::forwarded_headers(client, FORWARDED);
+    if let Some(bearer) = super::secret_header(&format!("Bearer {}", account.api_key)) {
         out.insert(http::header::AUTHORIZATION, bearer);
     }
     out

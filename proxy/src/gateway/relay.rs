@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use super::anthropic;
 use super::openai;
 use super::sink::Sink;
-use super::tap::{AnthropicTap, OpenAiKind, OpenAiTap, StreamEnd, StreamTap};
+use super::tap::{AnthropicTap, OpenAiKind, OpenAiTap, StreamEnd, StreamTap, error_message};
 use super::{Gateway, OVERHEAD_HEADER, account_slot_key, error_response, slot_limit};
 use crate::auth::Caller;
 use crate::cooldown::{self, Disposition, HealthAction, TransportFailure, UpstreamFailure};
@@ -498,7 +498,7 @@ async fn attempt(
         Disposition::PassThrough => {
             rec.answered = true;
             rec.status = status.as_u16();
-            rec.error = upstream_message(&body);
+            rec.error = error_message(&body);
             if sink.is_started() {
                 sink.send(Bytes::from(upstream_error_event(job.endpoint.protocol(), &body))).await;
             } else {
@@ -530,7 +530,7 @@ fn transport_failure(account: &AccountEntry, kind: TransportFailure, gw: &Gatewa
 fn upstream_error_event(protocol: Protocol, body: &[u8]) -> String {
     let parsed = serde_json::from_slice::<serde_json::Value>(body).ok().filter(|v| v.get("error").is_some());
     let json = parsed.unwrap_or_else(
-        || serde_json::json!({"type": "error", "error": {"type": "api_error", "message": upstream_message(body)}}),
+        || serde_json::json!({"type": "error", "error": {"type": "api_error", "message": error_message(body)}}),
     );
     match protocol {
         Protocol::Anthropic => format!("event: error\ndata: {json}\n\n"),
@@ -541,18 +541,6 @@ fn upstream_error_event(protocol: Protocol, body: &[u8]) -> String {
 /// Chat streams get `stream_options.include_usage` upstream so they can be billed.
 fn force_usage(job: &Job) -> bool {
     job.endpoint == Endpoint::ChatCompletions && job.stream
-}
-
-/// The upstream's error message, for the usage row.
-fn upstream_message(body: &[u8]) -> String {
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let message = parsed
-        .as_ref()
-        .and_then(|v| v.pointer("/error/message").or_else(|| v.get("message")))
-        .and_then(|m| m.as_str())
-        .map(str::to_owned)
-        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-    message.chars().take(500).collect()
 }
 
 /// Reads at most `cap` bytes of a body, each chunk within `idle`. `Err` holds what arrived
@@ -599,9 +587,7 @@ fn upstream_request_id(upstream: &HeaderMap, headers: &mut HeaderMap) {
 }
 
 fn set_overhead(headers: &mut HeaderMap, job: &Job, rec: &Record) {
-    let overhead = job.started.elapsed().saturating_sub(rec.upstream_wait);
-    let ms = format!("{:.3}", overhead.as_secs_f64() * 1000.0);
-    if let Ok(value) = HeaderValue::from_str(&ms) {
+    if let Some(value) = super::overhead_value(job.started.elapsed().saturating_sub(rec.upstream_wait)) {
         headers.insert(OVERHEAD_HEADER, value);
     }
 }

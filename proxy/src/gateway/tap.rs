@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use serde_json::Value;
 
 use super::anthropic::{StreamModelRewriter, event_end};
-use crate::usage::{AnthropicStreamUsage, SseEvent, SseLineBuffer, Usage};
+use crate::usage::{AnthropicStreamUsage, SseEvent, SseLineBuffer, Usage, contains_quoted as has_type};
 
 /// How a stream has ended so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,12 +32,9 @@ pub(super) trait StreamTap: Send {
     fn usage(&self) -> Option<Usage>;
 }
 
-fn has_type(data: &[u8], name: &str) -> bool {
-    let quoted = format!("\"{name}\"");
-    data.windows(quoted.len()).any(|w| w == quoted.as_bytes())
-}
-
-fn error_message(data: &[u8]) -> String {
+/// An upstream error's message (`error.message`, else `message`, else the raw text), at
+/// most 500 characters: for the usage row and the log.
+pub(super) fn error_message(data: &[u8]) -> String {
     let parsed: Option<Value> = serde_json::from_slice(data).ok();
     parsed
         .as_ref()
