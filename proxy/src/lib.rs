@@ -15,6 +15,8 @@
 //!   opened) that the hot path reads instead of the database.
 //! - [`gateway`]: the routes and the relay that assemble these pieces with the store, the
 //!   coordinator and the upstream HTTP client.
+//! - [`translate`]: typed conversion between Chat Completions, Responses and Messages
+//!   requests, responses and streams, for groups whose platform differs from the route's.
 //! - [`usage_writer`]: the bounded, batching writer that records usage rows off the hot path
 //!   and drains on shutdown.
 
@@ -27,5 +29,6 @@ pub mod snapshot;
 pub mod sticky;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod translate;
 pub mod usage;
 pub mod usage_writer;
