@@ -22,6 +22,9 @@ pub enum ProxyError {
     Forbidden(String),
     #[error("{0}")]
     InvalidRequest(String),
+    /// A request field the gateway cannot honour (OpenAI's `param` names it).
+    #[error("{param}: {message}")]
+    InvalidParam { param: String, message: String },
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("{0}")]
@@ -50,7 +53,7 @@ impl ProxyError {
         match self {
             ProxyError::Unauthorized(_) => 401,
             ProxyError::Forbidden(_) => 403,
-            ProxyError::InvalidRequest(_) => 400,
+            ProxyError::InvalidRequest(_) | ProxyError::InvalidParam { .. } => 400,
             ProxyError::TooLarge { .. } => 413,
             ProxyError::NotFound(_) => 404,
             ProxyError::UpgradeRequired(_) => 426,
@@ -86,7 +89,7 @@ impl ProxyError {
         match self {
             ProxyError::Unauthorized(_) => "authentication_error",
             ProxyError::Forbidden(_) => "permission_error",
-            ProxyError::InvalidRequest(_) => "invalid_request_error",
+            ProxyError::InvalidRequest(_) | ProxyError::InvalidParam { .. } => "invalid_request_error",
             ProxyError::TooLarge { .. } => "request_too_large",
             ProxyError::NotFound(_) => "not_found_error",
             ProxyError::UpgradeRequired(_) => "invalid_request_error",
@@ -101,9 +104,10 @@ impl ProxyError {
         match self {
             ProxyError::Unauthorized(_) => "authentication_error",
             ProxyError::Forbidden(_) => "permission_error",
-            ProxyError::InvalidRequest(_) | ProxyError::TooLarge { .. } | ProxyError::UpgradeRequired(_) => {
-                "invalid_request_error"
-            }
+            ProxyError::InvalidRequest(_)
+            | ProxyError::InvalidParam { .. }
+            | ProxyError::TooLarge { .. }
+            | ProxyError::UpgradeRequired(_) => "invalid_request_error",
             ProxyError::NotFound(_) => "not_found_error",
             ProxyError::RateLimited { .. } => "rate_limit_error",
             ProxyError::Unavailable { .. }
@@ -117,9 +121,10 @@ impl ProxyError {
         match self {
             ProxyError::Unauthorized(_) => "UNAUTHENTICATED",
             ProxyError::Forbidden(_) => "PERMISSION_DENIED",
-            ProxyError::InvalidRequest(_) | ProxyError::TooLarge { .. } | ProxyError::UpgradeRequired(_) => {
-                "INVALID_ARGUMENT"
-            }
+            ProxyError::InvalidRequest(_)
+            | ProxyError::InvalidParam { .. }
+            | ProxyError::TooLarge { .. }
+            | ProxyError::UpgradeRequired(_) => "INVALID_ARGUMENT",
             ProxyError::NotFound(_) => "NOT_FOUND",
             ProxyError::RateLimited { .. } => "RESOURCE_EXHAUSTED",
             ProxyError::Unavailable { .. } | ProxyError::Overloaded { .. } => "UNAVAILABLE",
@@ -135,9 +140,13 @@ impl ProxyError {
             Protocol::Anthropic => {
                 json!({"type": "error", "error": {"type": self.anthropic_type(), "message": message}})
             }
-            Protocol::OpenAi => json!({"error": {
-                "message": message, "type": self.openai_type(), "param": Value::Null, "code": Value::Null
-            }}),
+            Protocol::OpenAi => {
+                let param = match self {
+                    ProxyError::InvalidParam { param, .. } => Value::String(param.clone()),
+                    _ => Value::Null,
+                };
+                json!({"error": {"message": message, "type": self.openai_type(), "param": param, "code": Value::Null}})
+            }
             Protocol::Google => {
                 json!({"error": {"code": self.status(), "message": message, "status": self.google_status()}})
             }
@@ -210,6 +219,10 @@ mod tests {
         let limited = ProxyError::RateLimited { message: "all accounts are rate-limited".into(), retry_after: 42 };
         assert_eq!((limited.status(), limited.retry_after(), limited.should_retry()), (429, Some(42), true));
         assert!(!ProxyError::InvalidRequest("bad".into()).should_retry());
+        let unmappable = ProxyError::InvalidParam { param: "n".into(), message: "only 1 is supported".into() };
+        assert_eq!((unmappable.status(), unmappable.should_retry()), (400, false));
+        assert_eq!(unmappable.body(Protocol::OpenAi)["error"]["param"], "n");
+        assert_eq!(unmappable.body(Protocol::Anthropic)["error"]["message"], "n: only 1 is supported");
         assert_eq!(
             ProxyError::Unavailable { retry_after: None }.body(Protocol::Anthropic)["error"]["type"],
             "overloaded_error"

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::relay::{self, Endpoint, Job};
+use super::relay::{self, Endpoint, Job, Translation};
 use super::sink::Sink;
 use super::{Gateway, error_response, read_body, request_id};
 use crate::auth::{self, Caller};
@@ -129,16 +129,33 @@ async fn prepare(
         let unread = matches!(e, ProxyError::TooLarge { .. });
         (e, unread)
     })?;
-    if caller.group.platform != endpoint.platform() {
-        // Translation between the protocols is not built yet: say so in the caller's terms.
-        let message = format!(
-            "{} is not available for this API key: its group serves {} accounts",
-            parts.uri.path(),
-            caller.group.platform.as_str()
-        );
-        return Err((ProxyError::NotFound(message), false));
+    let translation = if caller.group.platform == endpoint.platform() {
+        None
+    } else {
+        let subpath = responses_subpath(endpoint, &parts.uri);
+        let Some(t) = Translation::between(endpoint, caller.group.platform, &subpath) else {
+            let message = format!(
+                "{} is not available for this API key: its group serves {} accounts",
+                parts.uri.path(),
+                caller.group.platform.as_str()
+            );
+            return Err((ProxyError::NotFound(message), false));
+        };
+        Some(t)
+    };
+    let mut job = parse(endpoint, caller, parts, body, started, started_at, request_id).map_err(|e| (e, false))?;
+    if let Some(t) = translation {
+        let translated = t.request(&job.body).map_err(|e| {
+            let err = ProxyError::InvalidParam { param: e.field, message: e.message };
+            (err, false)
+        })?;
+        if t == Translation::ResponsesViaMessages {
+            job.namespaces = crate::translate::responses::Namespaces::from_request(&job.body);
+        }
+        job.body = translated.into();
+        job.translation = Some(t);
     }
-    parse(endpoint, caller, parts, body, started, started_at, request_id).map_err(|e| (e, false))
+    Ok(job)
 }
 
 fn parse(
@@ -168,15 +185,11 @@ fn parse(
     };
     let binding = session.map(|session| sticky::binding_key(caller.group.id, &session.key));
     let wants_usage = parsed.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
-    // `/v1/responses/compact` and the like: the part after `/responses`.
-    let subpath = match endpoint {
-        Endpoint::Responses => {
-            parts.uri.path().split_once("/responses").map(|(_, rest)| rest.to_owned()).unwrap_or_default()
-        }
-        _ => String::new(),
-    };
+    let subpath = responses_subpath(endpoint, &parts.uri);
     Ok(Job {
         endpoint,
+        translation: None,
+        namespaces: Default::default(),
         caller,
         model,
         stream,
@@ -190,6 +203,14 @@ fn parse(
         started,
         started_at,
     })
+}
+
+/// `/v1/responses/compact` and the like: the part after `/responses`.
+fn responses_subpath(endpoint: Endpoint, uri: &http::Uri) -> String {
+    match endpoint {
+        Endpoint::Responses => uri.path().split_once("/responses").map(|(_, rest)| rest.to_owned()).unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 /// `GET /v1/models`: the models the key's group can serve. Accounts with a model mapping

@@ -20,13 +20,14 @@ use time::OffsetDateTime;
 use super::anthropic;
 use super::openai;
 use super::sink::Sink;
-use super::tap::{AnthropicTap, OpenAiKind, OpenAiTap, StreamEnd, StreamTap, error_message};
+use super::tap::{AnthropicTap, OpenAiKind, OpenAiTap, StreamEnd, StreamTap, TranslateTap, error_message};
 use super::{Gateway, OVERHEAD_HEADER, account_slot_key, error_response, slot_limit};
 use crate::auth::Caller;
 use crate::cooldown::{self, Disposition, HealthAction, TransportFailure, UpstreamFailure};
 use crate::error::{Protocol, ProxyError};
 use crate::schedule::{self, Unavailable};
 use crate::snapshot::AccountEntry;
+use crate::translate::{self, StreamConverter};
 use crate::usage::Usage;
 
 /// How much of a failed upstream answer is read to classify it and report its message.
@@ -79,9 +80,79 @@ impl Endpoint {
     }
 }
 
+/// How a request is carried when its route's protocol is not its group's platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Translation {
+    /// Chat Completions answered by an Anthropic account.
+    ChatViaMessages,
+    /// Responses (Codex CLI) answered by an Anthropic account.
+    ResponsesViaMessages,
+    /// Anthropic Messages answered by an OpenAI account.
+    MessagesViaChat,
+}
+
+impl Translation {
+    /// The translation that lets a group of `platform` serve `endpoint`; `None` when the
+    /// route cannot be served there (token counting on OpenAI, Responses sub-paths).
+    pub(super) fn between(endpoint: Endpoint, platform: domain::Platform, subpath: &str) -> Option<Self> {
+        match (endpoint, platform) {
+            (Endpoint::ChatCompletions, domain::Platform::Anthropic) => Some(Translation::ChatViaMessages),
+            (Endpoint::Responses, domain::Platform::Anthropic) if subpath.is_empty() => {
+                Some(Translation::ResponsesViaMessages)
+            }
+            (Endpoint::Messages, domain::Platform::Openai) => Some(Translation::MessagesViaChat),
+            _ => None,
+        }
+    }
+
+    /// The client's request body in the upstream's protocol.
+    pub(super) fn request(self, body: &[u8]) -> Result<Vec<u8>, translate::Unmappable> {
+        match self {
+            Translation::ChatViaMessages => translate::chat::request_to_messages(body),
+            Translation::ResponsesViaMessages => translate::responses::request_to_messages(body),
+            Translation::MessagesViaChat => translate::chat::request_from_messages(body),
+        }
+    }
+
+    fn upstream(self) -> Endpoint {
+        match self {
+            Translation::ChatViaMessages | Translation::ResponsesViaMessages => Endpoint::Messages,
+            Translation::MessagesViaChat => Endpoint::ChatCompletions,
+        }
+    }
+
+    /// A whole upstream answer in the client's protocol.
+    fn response(self, body: &[u8], job: &Job) -> Result<Vec<u8>, String> {
+        let model = &job.model;
+        match self {
+            Translation::ChatViaMessages => translate::chat::messages_response_to_chat(body, model),
+            Translation::ResponsesViaMessages => {
+                translate::responses::messages_response_to_responses_with(body, model, &job.namespaces)
+            }
+            Translation::MessagesViaChat => translate::chat::chat_response_to_messages(body, model),
+        }
+    }
+
+    fn stream(self, job: &Job) -> Box<dyn StreamConverter> {
+        let model = &job.model;
+        match self {
+            Translation::ChatViaMessages => Box::new(translate::chat::ChatFromMessages::new(model, job.wants_usage)),
+            Translation::ResponsesViaMessages => Box::new(
+                translate::responses::ResponsesFromMessages::new(model).with_namespaces(job.namespaces.clone()),
+            ),
+            Translation::MessagesViaChat => Box::new(translate::chat::MessagesFromChat::new(model)),
+        }
+    }
+}
+
 /// A validated request, ready to relay.
 pub(super) struct Job {
+    /// The route the client called (its protocol is the answer's).
     pub endpoint: Endpoint,
+    /// Set when the upstream speaks another protocol; `body` is then already translated.
+    pub translation: Option<Translation>,
+    /// Responses via Messages: the client's namespaced tools, to split their calls back.
+    pub namespaces: translate::responses::Namespaces,
     pub caller: Caller,
     pub model: String,
     pub stream: bool,
@@ -97,6 +168,13 @@ pub(super) struct Job {
     pub request_id: String,
     pub started: Instant,
     pub started_at: OffsetDateTime,
+}
+
+impl Job {
+    /// The endpoint called upstream.
+    fn upstream_endpoint(&self) -> Endpoint {
+        self.translation.map_or(self.endpoint, Translation::upstream)
+    }
 }
 
 /// What the usage row will say.
@@ -443,7 +521,7 @@ async fn attempt(
     rec: &mut Record,
 ) -> Attempt {
     let cfg = &gw.config;
-    let path = job.endpoint.path(&job.subpath);
+    let path = job.upstream_endpoint().path(&job.subpath);
     let request = match account.platform {
         domain::Platform::Openai => gw
             .http
@@ -499,6 +577,10 @@ async fn attempt(
             rec.answered = true;
             rec.status = status.as_u16();
             rec.error = error_message(&body);
+            let body = match job.translation {
+                Some(_) => Bytes::from(translate::error_body(job.endpoint.protocol(), &body)),
+                None => body,
+            };
             if sink.is_started() {
                 sink.send(Bytes::from(upstream_error_event(job.endpoint.protocol(), &body))).await;
             } else {
@@ -540,7 +622,7 @@ fn upstream_error_event(protocol: Protocol, body: &[u8]) -> String {
 
 /// Chat streams get `stream_options.include_usage` upstream so they can be billed.
 fn force_usage(job: &Job) -> bool {
-    job.endpoint == Endpoint::ChatCompletions && job.stream
+    job.upstream_endpoint() == Endpoint::ChatCompletions && job.stream
 }
 
 /// Reads at most `cap` bytes of a body, each chunk within `idle`. `Err` holds what arrived
@@ -634,12 +716,15 @@ async fn forward(
     if !sink.start_stream(StatusCode::OK, headers) {
         return client_gone(rec);
     }
-    let mut tap: Box<dyn StreamTap> = match job.endpoint {
-        Endpoint::ChatCompletions => {
+    let mut tap: Box<dyn StreamTap> = match (job.translation, job.endpoint) {
+        (Some(t), _) => Box::new(TranslateTap::new(t.stream(job), t.upstream() == Endpoint::ChatCompletions)),
+        (None, Endpoint::ChatCompletions) => {
             Box::new(OpenAiTap::new(OpenAiKind::Chat, &job.model, upstream_model, !job.wants_usage))
         }
-        Endpoint::Responses => Box::new(OpenAiTap::new(OpenAiKind::Responses, &job.model, upstream_model, false)),
-        Endpoint::Messages | Endpoint::CountTokens => Box::new(AnthropicTap::new(&job.model, upstream_model)),
+        (None, Endpoint::Responses) => {
+            Box::new(OpenAiTap::new(OpenAiKind::Responses, &job.model, upstream_model, false))
+        }
+        (None, Endpoint::Messages | Endpoint::CountTokens) => Box::new(AnthropicTap::new(&job.model, upstream_model)),
     };
     let mut body = response.bytes_stream();
     let refresh_every = gw.config.slot_ttl / 2;
@@ -734,17 +819,31 @@ async fn forward_whole(
         }
     };
     rec.first_token = Some(job.started.elapsed());
-    rec.usage = match job.endpoint {
+    rec.usage = match job.upstream_endpoint() {
         Endpoint::Messages => Usage::from_anthropic_response(&body),
         Endpoint::ChatCompletions => Usage::from_openai_chat(&body),
         Endpoint::Responses => Usage::from_openai_responses(&body),
         Endpoint::CountTokens => None,
     };
-    let body = anthropic::restore_model(body, &job.model, upstream_model);
+    let body = match job.translation {
+        None => anthropic::restore_model(body, &job.model, upstream_model),
+        Some(t) if status.is_success() => match t.response(&body, job) {
+            Ok(translated) => Bytes::from(translated),
+            Err(why) => {
+                tracing::warn!(%why, "upstream answer could not be translated");
+                return fail(sink, rec, job, ProxyError::Upstream("Upstream answer could not be translated")).await;
+            }
+        },
+        Some(_) => Bytes::from(translate::error_body(job.endpoint.protocol(), &body)),
+    };
     let mut res = axum::response::Response::new(axum::body::Body::from(body));
     *res.status_mut() = status;
     let headers = res.headers_mut();
-    copy_headers(&upstream_headers, headers, &["content-type"]);
+    if job.translation.is_some() {
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    } else {
+        copy_headers(&upstream_headers, headers, &["content-type"]);
+    }
     upstream_request_id(&upstream_headers, headers);
     own_request_id(job, headers);
     set_overhead(headers, job, rec);

@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use serde_json::Value;
 
 use super::anthropic::{StreamModelRewriter, event_end};
+use crate::translate::StreamConverter;
 use crate::usage::{AnthropicStreamUsage, SseEvent, SseLineBuffer, Usage, contains_quoted as has_type};
 
 /// How a stream has ended so far.
@@ -282,6 +283,75 @@ impl StreamTap for OpenAiTap {
 
     fn usage(&self) -> Option<Usage> {
         self.usage
+    }
+}
+
+/// A stream in another protocol than the client's: each whole upstream event goes through
+/// the converter; usage and the end are read from the upstream's own events.
+pub(super) struct TranslateTap {
+    converter: Box<dyn StreamConverter>,
+    /// The upstream speaks Chat Completions (else Anthropic Messages).
+    from_chat: bool,
+    lines: SseLineBuffer,
+    anthropic_usage: AnthropicStreamUsage,
+    chat_usage: Option<Usage>,
+    end: StreamEnd,
+}
+
+impl TranslateTap {
+    pub(super) fn new(converter: Box<dyn StreamConverter>, from_chat: bool) -> Self {
+        Self {
+            converter,
+            from_chat,
+            lines: SseLineBuffer::default(),
+            anthropic_usage: AnthropicStreamUsage::new(),
+            chat_usage: None,
+            end: StreamEnd::Open,
+        }
+    }
+
+    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) {
+        if self.from_chat {
+            OpenAiTap::observe(OpenAiKind::Chat, event, &mut self.chat_usage, &mut self.end);
+        } else {
+            on_anthropic_event(event, &mut self.anthropic_usage, &mut self.end);
+        }
+        self.converter.event(event.event, event.data, out);
+    }
+}
+
+impl StreamTap for TranslateTap {
+    fn process(&mut self, chunk: Bytes) -> Bytes {
+        let mut out = Vec::new();
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.push(&chunk, |event| self.on_event(event, &mut out));
+        self.lines = lines;
+        Bytes::from(out)
+    }
+
+    fn finish(&mut self) -> Bytes {
+        let mut out = Vec::new();
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.finish(|event| self.on_event(event, &mut out));
+        self.lines = lines;
+        self.converter.finish(self.end == StreamEnd::Done, &mut out);
+        Bytes::from(out)
+    }
+
+    fn delivered(&mut self, _bytes: &[u8]) {}
+
+    fn close(&mut self) {}
+
+    fn end(&self) -> &StreamEnd {
+        &self.end
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        if self.from_chat {
+            self.chat_usage
+        } else {
+            self.anthropic_usage.has_usage().then(|| self.anthropic_usage.usage())
+        }
     }
 }
 

@@ -102,6 +102,49 @@ pub(super) struct Exchange {
     pub(super) stream: bool,
     /// The request had `"stream_options": {"include_usage": true}` (Chat Completions).
     pub(super) include_usage: bool,
+    /// The request forces a tool call (see [`forced_tool`]): its name and the arguments the
+    /// generated answer passes.
+    pub(super) tool_call: Option<(String, Value)>,
+}
+
+/// The tool a request forces, as a model would have to call it: `tool_choice` naming one
+/// (Anthropic `{"type":"tool","name"}`, OpenAI `{"type":"function","function":{"name"}}`),
+/// or `any` / `required` (the first tool). Arguments: every `required` property of its schema
+/// set to `"fake"`. `None` once the last message is a tool result, as a model then answers in
+/// text. Chat and Messages only; a Responses answer is always text.
+fn forced_tool(body: &Value) -> Option<(String, Value)> {
+    let choice = body.get("tool_choice")?;
+    fn name_of(tool: &Value) -> Option<&str> {
+        tool.get("name").or_else(|| tool.pointer("/function/name")).and_then(Value::as_str)
+    }
+    let tools = body.get("tools")?.as_array()?;
+    let wanted = match choice {
+        Value::String(s) if s == "required" || s == "any" => name_of(tools.first()?)?,
+        Value::Object(_) if choice.get("type").and_then(Value::as_str) == Some("any") => name_of(tools.first()?)?,
+        Value::Object(_) => choice.get("name").or_else(|| choice.pointer("/function/name")).and_then(Value::as_str)?,
+        _ => return None,
+    };
+    let last = body.get("messages").and_then(Value::as_array).and_then(|m| m.last());
+    let answered_tool = last.is_some_and(|m| {
+        m.get("role").and_then(Value::as_str) == Some("tool")
+            || m.get("content").and_then(Value::as_array).is_some_and(|blocks| {
+                blocks.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+            })
+    });
+    if answered_tool {
+        return None;
+    }
+    let tool = tools.iter().find(|t| name_of(t) == Some(wanted))?;
+    let schema = tool.get("input_schema").or_else(|| tool.pointer("/function/parameters"));
+    let args: serde_json::Map<String, Value> = schema
+        .and_then(|s| s.get("required"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|key| (key.to_owned(), Value::String("fake".into())))
+        .collect();
+    Some((wanted.to_owned(), Value::Object(args)))
 }
 
 /// Model echoed when the request names none.
@@ -119,6 +162,7 @@ impl Exchange {
                 .and_then(|options| options.get("include_usage"))
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            tool_call: body.and_then(forced_tool),
         }
     }
 }
@@ -362,10 +406,30 @@ fn anthropic_message_head(exchange: &Exchange) -> Obj {
         .with("model", &exchange.model)
 }
 
+fn tool_call_id(exchange: &Exchange, prefix: &str) -> String {
+    format!("{prefix}_fake{:06}", exchange.seq)
+}
+
+/// The stop reason and content of a generated Anthropic answer.
+fn anthropic_content(script: &Script, exchange: &Exchange) -> (&'static str, Obj) {
+    match &exchange.tool_call {
+        Some((name, args)) => (
+            "tool_use",
+            Obj::new()
+                .with("type", "tool_use")
+                .with("id", tool_call_id(exchange, "toolu"))
+                .with("name", name)
+                .with("input", args),
+        ),
+        None => ("end_turn", text_block(&script.text)),
+    }
+}
+
 fn anthropic_message(script: &Script, exchange: &Exchange) -> Obj {
+    let (stop_reason, block) = anthropic_content(script, exchange);
     anthropic_message_head(exchange)
-        .with_objs("content", [text_block(&script.text)])
-        .with("stop_reason", "end_turn")
+        .with_objs("content", [block])
+        .with("stop_reason", stop_reason)
         .with("stop_sequence", ())
         .with_obj("usage", anthropic_usage(&script.usage, script.usage.output_tokens))
 }
@@ -382,23 +446,39 @@ fn anthropic_stream(script: &Script, exchange: &Exchange) -> Vec<Bytes> {
         .with("stop_sequence", ())
         .with_obj("usage", anthropic_usage(&script.usage, 1));
     events.push(sse(Some("message_start"), event("message_start").with_obj("message", message)));
-    events.push(sse(
-        Some("content_block_start"),
-        event("content_block_start").with("index", 0).with_obj("content_block", text_block("")),
-    ));
-    for piece in pieces {
+    let delta = |delta: Obj| {
+        sse(Some("content_block_delta"), event("content_block_delta").with("index", 0).with_obj("delta", delta))
+    };
+    let stop_reason = if let Some((name, args)) = &exchange.tool_call {
+        let block = Obj::new()
+            .with("type", "tool_use")
+            .with("id", tool_call_id(exchange, "toolu"))
+            .with("name", name)
+            .with_obj("input", Obj::new());
         events.push(sse(
-            Some("content_block_delta"),
-            event("content_block_delta")
-                .with("index", 0)
-                .with_obj("delta", Obj::new().with("type", "text_delta").with("text", piece)),
+            Some("content_block_start"),
+            event("content_block_start").with("index", 0).with_obj("content_block", block),
         ));
-    }
+        let json = args.to_string();
+        for piece in split_text(&json, 2) {
+            events.push(delta(Obj::new().with("type", "input_json_delta").with("partial_json", piece)));
+        }
+        "tool_use"
+    } else {
+        events.push(sse(
+            Some("content_block_start"),
+            event("content_block_start").with("index", 0).with_obj("content_block", text_block("")),
+        ));
+        for piece in pieces {
+            events.push(delta(Obj::new().with("type", "text_delta").with("text", piece)));
+        }
+        "end_turn"
+    };
     events.push(sse(Some("content_block_stop"), event("content_block_stop").with("index", 0)));
     events.push(sse(
         Some("message_delta"),
         event("message_delta")
-            .with_obj("delta", Obj::new().with("stop_reason", "end_turn").with("stop_sequence", ()))
+            .with_obj("delta", Obj::new().with("stop_reason", stop_reason).with("stop_sequence", ()))
             .with_obj("usage", Obj::new().with("output_tokens", script.usage.output_tokens)),
     ));
     events.push(sse(Some("message_stop"), event("message_stop")));
@@ -436,10 +516,36 @@ fn chat_head(exchange: &Exchange, object: &str, created: u64) -> Obj {
         .with("model", &exchange.model)
 }
 
+/// An OpenAI tool call; `arguments` is the JSON text of the arguments (or a piece of it).
+fn chat_tool_call(exchange: &Exchange, name: Option<&str>, arguments: &str) -> Obj {
+    let call = Obj::new().with("index", 0);
+    let function = Obj::new();
+    let (call, function) = match name {
+        Some(name) => {
+            (call.with("id", tool_call_id(exchange, "call")).with("type", "function"), function.with("name", name))
+        }
+        None => (call, function),
+    };
+    call.with_obj("function", function.with("arguments", arguments))
+}
+
 fn chat_completion(script: &Script, exchange: &Exchange) -> Obj {
-    let message = Obj::new().with("role", "assistant").with("content", &script.text).with("refusal", ());
-    let choice =
-        Obj::new().with("index", 0).with_obj("message", message).with("logprobs", ()).with("finish_reason", "stop");
+    let message = Obj::new().with("role", "assistant");
+    let (message, finish_reason) = match &exchange.tool_call {
+        Some((name, args)) => (
+            message
+                .with("content", ())
+                .with_objs("tool_calls", [chat_tool_call(exchange, Some(name), &args.to_string())]),
+            "tool_calls",
+        ),
+        None => (message.with("content", &script.text), "stop"),
+    };
+    let message = message.with("refusal", ());
+    let choice = Obj::new()
+        .with("index", 0)
+        .with_obj("message", message)
+        .with("logprobs", ())
+        .with("finish_reason", finish_reason);
     chat_head(exchange, "chat.completion", unix_now())
         .with_objs("choices", [choice])
         .with_obj("usage", chat_usage(&script.usage))
@@ -475,10 +581,20 @@ fn chat_stream(script: &Script, exchange: &Exchange) -> Vec<Bytes> {
     let mut events = Vec::with_capacity(pieces.len() + 4);
     let role = Obj::new().with("role", "assistant").with("content", "").with("refusal", ());
     events.push(chunk(choice(role, None), None));
-    for piece in pieces {
-        events.push(chunk(choice(Obj::new().with("content", piece), None), None));
-    }
-    events.push(chunk(choice(Obj::new(), Some("stop")), None));
+    let finish_reason = if let Some((name, args)) = &exchange.tool_call {
+        let calls = |call: Obj| Obj::new().with_objs("tool_calls", [call]);
+        events.push(chunk(choice(calls(chat_tool_call(exchange, Some(name), "")), None), None));
+        for piece in split_text(&args.to_string(), 2) {
+            events.push(chunk(choice(calls(chat_tool_call(exchange, None, piece)), None), None));
+        }
+        "tool_calls"
+    } else {
+        for piece in pieces {
+            events.push(chunk(choice(Obj::new().with("content", piece), None), None));
+        }
+        "stop"
+    };
+    events.push(chunk(choice(Obj::new(), Some(finish_reason)), None));
     if exchange.include_usage {
         events.push(chunk(Vec::new(), Some(chat_usage(&script.usage))));
     }
@@ -622,6 +738,22 @@ fn split_text(text: &str, parts: usize) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forced_tool_is_called_until_its_result_comes_back() {
+        let tools = serde_json::json!([{"name": "f", "input_schema": {"required": ["city"]}}, {"name": "g"}]);
+        let mut body = serde_json::json!({"tools": tools, "tool_choice": {"type": "tool", "name": "f"},
+            "messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(forced_tool(&body), Some(("f".into(), serde_json::json!({"city": "fake"}))));
+        body["tool_choice"] = serde_json::json!("auto");
+        assert_eq!(forced_tool(&body), None, "auto leaves the choice to the model: text");
+        let chat = serde_json::json!({"tools": [{"type": "function", "function": {"name": "w"}}], "tool_choice": "required",
+            "messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(forced_tool(&chat), Some(("w".into(), serde_json::json!({}))));
+        let mut answered = chat.clone();
+        answered["messages"].as_array_mut().unwrap().push(serde_json::json!({"role": "tool", "content": "ok"}));
+        assert_eq!(forced_tool(&answered), None);
+    }
 
     #[test]
     fn split_text_covers_the_text_in_exactly_n_pieces() {
