@@ -2,7 +2,8 @@
 # End-to-end tests of the Anthropic- and OpenAI-compatible routes with the official `anthropic`
 # and `openai` Python SDKs as clients (sdk-tests/): the real sub2api binary relays to the fake
 # upstream.
-#   1. a venv in target/sdk-venv, (re)installing sdk-tests/requirements.txt only when it changed;
+#   1. a venv in target/sdk-venv, (re)installing sdk-tests/requirements.txt only when it changed,
+#      and the pinned Codex CLI in sdk-tests/codex (npm ci, only when missing or changed);
 #   2. the debug binaries sub2api and fake-upstream;
 #   3. pytest, then one line `sdk: N passed, N failed`.
 # Extra arguments go to pytest (scripts/sdk-tests.sh -k stream). Exits non-zero when a test
@@ -42,6 +43,14 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$wanted" ]; then
   say "installing $REQUIREMENTS into $VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
   printf '%s\n' "$wanted" >"$STAMP"
+fi
+
+codex_lock=$(sha256sum sdk-tests/codex/package-lock.json | cut -d' ' -f1)
+if [ ! -x sdk-tests/codex/node_modules/.bin/codex ] ||
+  [ "$(cat sdk-tests/codex/node_modules/.lock.sha256 2>/dev/null || true)" != "$codex_lock" ]; then
+  say "installing Codex CLI (sdk-tests/codex, npm registry)"
+  (cd sdk-tests/codex && npm ci --no-audit --no-fund)
+  printf '%s\n' "$codex_lock" >sdk-tests/codex/node_modules/.lock.sha256
 fi
 
 say "building sub2api and fake-upstream (debug)"

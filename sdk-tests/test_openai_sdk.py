@@ -297,17 +297,6 @@ def test_unknown_model_is_not_found(stack: Stack, openai_client):
     assert (row["input_tokens"], row["output_tokens"]) == (0, 0), row
 
 
-def test_anthropic_key_on_openai_route_is_not_found(stack: Stack):
-    # An Anthropic group's key on an OpenAI route: refused in the caller's (OpenAI) terms.
-    with stack.openai_client(stack.key) as c:
-        with pytest.raises(openai.NotFoundError) as caught:
-            chat(c)
-        assert_openai_error(caught.value, 404, "not_found_error")
-        with pytest.raises(openai.NotFoundError) as caught:
-            c.responses.create(model=OPENAI_MODEL, input="say hi")
-        assert_openai_error(caught.value, 404, "not_found_error")
-
-
 def test_invalid_body_is_bad_request(openai_client):
     with pytest.raises(openai.BadRequestError) as caught:
         chat(openai_client, model="")
