@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use leptos_router::components::{A, Outlet};
 
 use crate::api::{Logout, current_admin};
+use crate::components::{ToastRegion, provide_toasts};
 
 /// Navigation entries: (path, label).
 pub const NAV: &[(&str, &str)] = &[
@@ -22,6 +23,7 @@ pub const NAV: &[(&str, &str)] = &[
 pub fn AdminLayout() -> impl IntoView {
     let admin = Resource::new(|| (), |_| current_admin());
     let logout = ServerAction::<Logout>::new();
+    provide_toasts();
     view! {
         <div class="frame">
             <nav class="sidebar" aria-label="Main">
@@ -61,6 +63,7 @@ pub fn AdminLayout() -> impl IntoView {
                 <main class="content">
                     <Outlet/>
                 </main>
+                <ToastRegion/>
             </div>
         </div>
     }

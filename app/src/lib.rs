@@ -3,7 +3,12 @@
 //! the wasm bundle. Business rules live in `service` (server only) so the admin REST API and
 //! the server functions share them.
 
+// Leptos view types nest deeply; the admin pages need more than the default 128.
+#![recursion_limit = "512"]
+
 pub mod api;
+mod charts;
+pub mod components;
 pub mod error;
 mod layout;
 mod pages;

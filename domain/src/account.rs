@@ -37,9 +37,63 @@ pub enum AccountStatus {
 }
 text_enum!(AccountStatus, "account status", { Active => "active", Disabled => "disabled", Error => "error" });
 
+/// What the gateway makes of an account right now, the most severe condition first: a
+/// disabled or broken account is never picked, a cooling-down one waits for its time to pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    Active,
+    RateLimited,
+    Overloaded,
+    Error,
+    Disabled,
+}
+text_enum!(AccountState, "account state", {
+    Active => "active",
+    RateLimited => "rate_limited",
+    Overloaded => "overloaded",
+    Error => "error",
+    Disabled => "disabled",
+});
+
+impl AccountState {
+    /// `rate_limited` and `overloaded` say whether that cooldown has not yet passed.
+    pub fn derive(status: AccountStatus, rate_limited: bool, overloaded: bool) -> Self {
+        match status {
+            AccountStatus::Disabled => AccountState::Disabled,
+            AccountStatus::Error => AccountState::Error,
+            AccountStatus::Active if rate_limited => AccountState::RateLimited,
+            AccountStatus::Active if overloaded => AccountState::Overloaded,
+            AccountStatus::Active => AccountState::Active,
+        }
+    }
+
+    /// The state in words, for badges.
+    pub fn label(self) -> &'static str {
+        match self {
+            AccountState::RateLimited => "rate limited",
+            other => other.as_str(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_puts_the_stored_status_before_cooldowns() {
+        use AccountStatus::{Active, Disabled, Error};
+        assert_eq!(AccountState::derive(Active, false, false), AccountState::Active);
+        assert_eq!(AccountState::derive(Active, true, true), AccountState::RateLimited);
+        assert_eq!(AccountState::derive(Active, false, true), AccountState::Overloaded);
+        assert_eq!(AccountState::derive(Error, true, false), AccountState::Error);
+        assert_eq!(AccountState::derive(Disabled, false, false), AccountState::Disabled);
+        for state in AccountState::ALL {
+            assert_eq!(serde_json::to_string(state).ok(), Some(format!("\"{}\"", state.as_str())));
+        }
+        assert_eq!(AccountState::RateLimited.label(), "rate limited");
+    }
 
     #[test]
     fn text_round_trips_and_matches_serde() {
@@ -71,6 +125,8 @@ pub struct AccountView {
     pub concurrency: i32,
     pub priority: i32,
     pub status: AccountStatus,
+    /// What `status` and the cooldowns amount to when the view was made.
+    pub state: AccountState,
     pub error_message: String,
     pub schedulable: bool,
     /// RFC 3339; set while the account is rate-limited.
@@ -85,8 +141,6 @@ pub struct AccountView {
     pub created_at: String,
 }
 
-/// Credentials sent when creating or updating an API-key account. Write-only: no response
-/// ever contains them.
 /// The outcome of an admin "test this account" request: a small prompt sent through that
 /// account alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +157,8 @@ pub struct AccountTestResult {
     pub error: Option<String>,
 }
 
+/// Credentials sent when creating or updating an API-key account. Write-only: no response
+/// ever contains them.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsInput {
@@ -240,6 +296,145 @@ impl AccountInput {
     }
 }
 
+/// Query of `GET /api/v1/admin/accounts/search` and of the Accounts page. Every filter is
+/// optional; `page` counts from 1.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountQuery {
+    pub page: Option<u32>,
+    pub page_size: Option<u32>,
+    pub platform: Option<Platform>,
+    #[serde(rename = "type")]
+    pub kind: Option<AccountKind>,
+    /// Matches [`AccountView::state`], so `rate_limited` finds accounts cooling down now.
+    pub status: Option<AccountState>,
+    pub group_id: Option<i64>,
+    /// Text in the name or notes (any case), or the account id.
+    pub q: Option<String>,
+}
+
+/// Rows per page of the account list.
+pub const ACCOUNT_PAGE_SIZE: u32 = 50;
+/// Largest account page the API serves.
+pub const MAX_ACCOUNT_PAGE_SIZE: u32 = 500;
+/// Most keys (lines) one bulk import takes, and most accounts one bulk status change touches.
+pub const MAX_BULK_ACCOUNTS: usize = 1000;
+
+/// Body of `POST /api/v1/admin/accounts/bulk-import`: one API-key account per non-blank entry
+/// of `api_keys` (the lines of the page's text box), all with the same settings.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkImportInput {
+    pub platform: Platform,
+    #[serde(default, rename = "type")]
+    pub kind: Option<AccountKind>,
+    /// Accounts are named `<name_prefix>-<n>`.
+    pub name_prefix: String,
+    pub api_keys: Vec<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub group_ids: Vec<i64>,
+    #[serde(default)]
+    pub concurrency: Option<i32>,
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+impl std::fmt::Debug for BulkImportInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkImportInput")
+            .field("platform", &self.platform)
+            .field("name_prefix", &self.name_prefix)
+            .field("api_keys", &format_args!("{} lines", self.api_keys.len()))
+            .field("base_url", &self.base_url)
+            .field("group_ids", &self.group_ids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BulkImportInput {
+    /// Checks what every line shares: the prefix, the number of lines, and the account
+    /// settings (resolved once with a stand-in key, so a shared mistake is one error rather
+    /// than one per line).
+    pub fn check(&self) -> Result<(), crate::FieldError> {
+        use crate::FieldError;
+        let prefix = self.name_prefix.trim();
+        if prefix.is_empty() || prefix.len() > 180 {
+            return Err(FieldError::new("name_prefix", "must be 1 to 180 characters"));
+        }
+        if self.api_keys.len() > MAX_BULK_ACCOUNTS {
+            return Err(FieldError::new("api_keys", format!("at most {MAX_BULK_ACCOUNTS} lines per import")));
+        }
+        if self.keys().next().is_none() {
+            return Err(FieldError::new("api_keys", "paste at least one key, one per line"));
+        }
+        self.account_input(1, "stand-in-key").resolve(None).map(|_| ())
+    }
+
+    /// The non-blank entries with their line numbers (from 1).
+    pub fn keys(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.api_keys.iter().enumerate().map(|(i, k)| (i + 1, k.trim())).filter(|(_, k)| !k.is_empty())
+    }
+
+    /// The account for `api_key`, named `<prefix>-<n>`.
+    pub fn account_input(&self, n: u64, api_key: &str) -> AccountInput {
+        AccountInput {
+            name: Some(format!("{}-{n}", self.name_prefix.trim())),
+            platform: Some(self.platform),
+            kind: self.kind,
+            credentials: Some(CredentialsInput { api_key: Some(api_key.to_owned()), base_url: self.base_url.clone() }),
+            concurrency: self.concurrency,
+            priority: self.priority,
+            group_ids: Some(self.group_ids.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+/// A line of a bulk import that did not become an account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportLineError {
+    /// From 1, counting blank lines, so it matches the text box.
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BulkImportResult {
+    pub created: usize,
+    pub account_ids: Vec<i64>,
+    pub errors: Vec<ImportLineError>,
+}
+
+/// Body of `POST /api/v1/admin/accounts/bulk-status`: enable (`active`) or disable accounts.
+/// Enabling also clears a recorded error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkStatusInput {
+    pub ids: Vec<i64>,
+    pub status: AccountStatus,
+}
+
+impl BulkStatusInput {
+    pub fn check(&self) -> Result<(), crate::FieldError> {
+        use crate::FieldError;
+        if self.status == AccountStatus::Error {
+            return Err(FieldError::new("status", "must be `active` or `disabled`"));
+        }
+        if self.ids.is_empty() || self.ids.len() > MAX_BULK_ACCOUNTS {
+            return Err(FieldError::new("ids", format!("must name 1 to {MAX_BULK_ACCOUNTS} accounts")));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkStatusResult {
+    /// Accounts that exist among `ids` (each counted once).
+    pub updated: u64,
+}
+
 #[cfg(test)]
 mod input_tests {
     use super::*;
@@ -277,6 +472,42 @@ mod input_tests {
         assert_eq!((updated.priority, updated.api_key, updated.name.as_str()), (10, None, "main"));
         let moved = AccountInput { platform: Some(Platform::Openai), ..Default::default() }.resolve(Some(&current));
         assert_eq!(moved.err().map(|e| e.field), Some("platform"));
+    }
+
+    fn import(keys: &[&str]) -> BulkImportInput {
+        BulkImportInput {
+            platform: Platform::Openai,
+            kind: None,
+            name_prefix: " team ".into(),
+            api_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            base_url: None,
+            group_ids: vec![],
+            concurrency: Some(2),
+            priority: None,
+        }
+    }
+
+    #[test]
+    fn bulk_import_numbers_lines_and_checks_shared_settings_once() {
+        let input = import(&["sk-1", "  ", " sk-2 "]);
+        assert_eq!(input.check(), Ok(()));
+        assert_eq!(input.keys().collect::<Vec<_>>(), vec![(1, "sk-1"), (3, "sk-2")]);
+        let account = input.account_input(7, "sk-2").resolve(None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((account.name.as_str(), account.concurrency), ("team-7", 2));
+        assert_eq!(import(&["", " "]).check().err().map(|e| e.field), Some("api_keys"));
+        let bad_url = BulkImportInput { base_url: Some("ftp://x".into()), ..import(&["k"]) };
+        assert_eq!(bad_url.check().err().map(|e| e.field), Some("credentials.base_url"));
+        let no_prefix = BulkImportInput { name_prefix: " ".into(), ..import(&["k"]) };
+        assert_eq!(no_prefix.check().err().map(|e| e.field), Some("name_prefix"));
+        assert!(!format!("{:?}", import(&["sk-secret"])).contains("sk-secret"));
+    }
+
+    #[test]
+    fn bulk_status_only_enables_or_disables() {
+        let input = |ids: Vec<i64>, status| BulkStatusInput { ids, status };
+        assert_eq!(input(vec![1], AccountStatus::Disabled).check(), Ok(()));
+        assert_eq!(input(vec![1], AccountStatus::Error).check().err().map(|e| e.field), Some("status"));
+        assert_eq!(input(vec![], AccountStatus::Active).check().err().map(|e| e.field), Some("ids"));
     }
 
     #[test]

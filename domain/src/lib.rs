@@ -7,7 +7,10 @@ pub mod account;
 pub mod api_key;
 pub mod dashboard;
 pub mod group;
+pub mod models;
 pub mod pricing;
+pub mod proxies;
+pub mod settings;
 pub mod usage;
 pub mod user;
 
@@ -15,9 +18,9 @@ pub use account::{
     AccountFields, AccountInput, AccountKind, AccountStatus, AccountTestResult, AccountView, CredentialsInput, Platform,
 };
 pub use api_key::{ApiKeyInput, ApiKeyStatus, ApiKeyView, CreatedApiKey};
-pub use dashboard::{AccountCounts, DashboardStats};
+pub use dashboard::{AccountCounts, DashboardStats, UsageBucket, UsageTrend};
 pub use group::{FieldError, GroupFields, GroupInput, GroupView};
-pub use usage::{Page, UsageQuery, UsageTotals, UsageView};
+pub use usage::{NamedId, Page, UsageFilterOptions, UsageQuery, UsageTotals, UsageView};
 pub use user::{UserFields, UserInput, UserRole, UserStatus, UserView, validate_email, validate_password};
 
 /// A value read from storage or input that does not name a known variant.

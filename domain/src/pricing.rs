@@ -202,6 +202,11 @@ impl PriceTable {
         self.prices.len()
     }
 
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ModelPrice)> {
+        self.prices.iter().map(|(key, price)| (key.as_str(), price))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.prices.is_empty()
     }

@@ -30,8 +30,10 @@ pub struct UsageView {
     pub created_at: String,
 }
 
-/// Query of `GET /api/v1/admin/usage` and `/usage/stats`. `start`/`end` are RFC 3339;
-/// `end` is exclusive.
+/// Query of `GET /api/v1/admin/usage`, `/usage/stats` and `/usage/export`. `start`/`end`
+/// are RFC 3339 times, or dates (`YYYY-MM-DD`, UTC) meaning the start of that day for
+/// `start` and the end of that day for `end`; an RFC 3339 `end` is exclusive. `status` is
+/// `ok`, `error` (see [`is_error`]) or one HTTP status code.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageQuery {
@@ -44,6 +46,31 @@ pub struct UsageQuery {
     pub model: Option<String>,
     pub start: Option<String>,
     pub end: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Whether a usage record counts as failed: an error status or an error message (a stream
+/// can break after a 200 went out).
+pub fn is_error(status_code: i32, error_message: &str) -> bool {
+    status_code >= 400 || !error_message.is_empty()
+}
+
+/// An id and what to call it, for the choices of a filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedId {
+    pub id: i64,
+    pub name: String,
+}
+
+/// What the usage filters can choose from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageFilterOptions {
+    pub users: Vec<NamedId>,
+    pub api_keys: Vec<NamedId>,
+    pub accounts: Vec<NamedId>,
+    pub groups: Vec<NamedId>,
+    /// Every requested model that appears in the log.
+    pub models: Vec<String>,
 }
 
 /// Largest page the API serves.
@@ -80,7 +107,15 @@ pub struct UsageTotals {
 
 #[cfg(test)]
 mod tests {
-    use super::Page;
+    use super::{Page, is_error};
+
+    #[test]
+    fn errors_are_statuses_or_messages() {
+        assert!(!is_error(200, ""));
+        assert!(!is_error(399, ""));
+        assert!(is_error(429, ""));
+        assert!(is_error(200, "stream broke"));
+    }
 
     #[test]
     fn pages_round_up() {

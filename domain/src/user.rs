@@ -30,6 +30,15 @@ pub struct UserView {
     pub concurrency: i32,
 }
 
+/// A user as the Users page lists them: with how many keys they hold and today's usage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserListing {
+    pub user: UserView,
+    pub api_key_count: i64,
+    /// Since midnight UTC, over all of their keys.
+    pub today: crate::api_key::UsageSummary,
+}
+
 /// Shortest admin password accepted.
 pub const MIN_PASSWORD_LEN: usize = 8;
 

@@ -33,7 +33,7 @@ pub const OPENAI_RESET_TOKENS: &str = "x-ratelimit-reset-tokens";
 const MAX_REASON_CHARS: usize = 200;
 
 /// Tunables of the policy (the `rate_limit` configuration section).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CooldownConfig {
     /// Cooldown after a 429 whose response says nothing usable about when it resets.
     pub fallback_cooldown_seconds: u64,

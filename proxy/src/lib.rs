@@ -15,6 +15,8 @@
 //!   opened) that the hot path reads instead of the database.
 //! - [`gateway`]: the routes and the relay that assemble these pieces with the store, the
 //!   coordinator and the upstream HTTP client.
+//! - [`outbound`]: outbound HTTP/SOCKS5 proxies, one upstream client per proxy, and the
+//!   admin proxy test.
 //! - [`translate`]: typed conversion between Chat Completions, Responses and Messages
 //!   requests, responses and streams, for groups whose platform differs from the route's.
 //! - [`usage_writer`]: the bounded, batching writer that records usage rows off the hot path
@@ -24,6 +26,7 @@ pub mod auth;
 pub mod cooldown;
 pub mod error;
 pub mod gateway;
+pub mod outbound;
 pub mod schedule;
 pub mod snapshot;
 pub mod sticky;

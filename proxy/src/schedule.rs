@@ -136,6 +136,7 @@ mod tests {
             rate_limit_reset_at: None,
             overload_until: None,
             last_used_at: None,
+            proxy: None,
         }
     }
 

@@ -14,6 +14,8 @@ use store::credentials::{AccountExtra, StoredCredentials};
 use store::{Store, StoreError};
 use time::OffsetDateTime;
 
+use crate::outbound::ProxyTarget;
+
 #[derive(Debug, Clone)]
 pub struct KeyEntry {
     pub id: i64,
@@ -58,6 +60,8 @@ pub struct AccountEntry {
     pub rate_limit_reset_at: Option<OffsetDateTime>,
     pub overload_until: Option<OffsetDateTime>,
     pub last_used_at: Option<OffsetDateTime>,
+    /// The outbound proxy its upstream traffic must go through; `None`: direct.
+    pub proxy: Option<Arc<ProxyTarget>>,
 }
 
 impl std::fmt::Debug for AccountEntry {
@@ -74,6 +78,10 @@ pub struct Snapshot {
     pub users: HashMap<i64, UserEntry>,
     pub groups: HashMap<i64, GroupEntry>,
     pub accounts: HashMap<i64, AccountEntry>,
+    /// Active proxies whose password could be opened, by id.
+    pub proxies: HashMap<i64, Arc<ProxyTarget>>,
+    /// Relay tunables an administrator changed at run time.
+    pub settings: domain::settings::GatewayOverrides,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,10 +97,19 @@ fn corrupt(what: impl std::fmt::Display) -> SnapshotError {
 }
 
 impl Snapshot {
-    /// Reads every key, user, group and account. Accounts whose credential cannot be opened
-    /// are left out (and logged): they cannot serve anyway.
+    /// Reads every key, user, group, proxy and account. Accounts whose credential cannot be
+    /// opened are left out (and logged): they cannot serve anyway. So are accounts whose proxy
+    /// is disabled, missing or unreadable: sending their traffic direct instead could expose
+    /// the operator's address or break the upstream's terms, so they do not serve at all.
     pub async fn load(store: &Store, secrets: &SecretBox) -> Result<Snapshot, SnapshotError> {
         let mut snap = Snapshot::default();
+        let mut stored = Vec::new();
+        for key in domain::settings::keys::GATEWAY {
+            if let Some(value) = store.get_setting(key).await? {
+                stored.push((*key, value));
+            }
+        }
+        snap.settings = domain::settings::GatewayOverrides::from_pairs(stored.iter().map(|(k, v)| (*k, v.as_str())));
         for u in store.list_users().await? {
             let status = u.status()?;
             snap.users.insert(u.id, UserEntry { id: u.id, status, concurrency: u.concurrency });
@@ -119,7 +136,29 @@ impl Snapshot {
             };
             snap.groups.insert(g.id, entry);
         }
+        let mut unusable_proxies = HashMap::new();
+        for p in store.list_proxies().await? {
+            match proxy_target(&p, secrets) {
+                Ok(target) => {
+                    snap.proxies.insert(p.id, Arc::new(target));
+                }
+                Err(reason) => {
+                    unusable_proxies.insert(p.id, reason);
+                }
+            }
+        }
         for a in store.list_accounts().await? {
+            let proxy = match a.proxy_id {
+                None => None,
+                Some(proxy_id) => match snap.proxies.get(&proxy_id) {
+                    Some(target) => Some(Arc::clone(target)),
+                    None => {
+                        let reason = unusable_proxies.get(&proxy_id).copied().unwrap_or(ProxyProblem::Missing);
+                        reason.log(a.id, proxy_id);
+                        continue;
+                    }
+                },
+            };
             let credentials = match StoredCredentials::open(secrets, &a.credentials_encrypted) {
                 Ok(c) => c,
                 Err(e) => {
@@ -143,6 +182,7 @@ impl Snapshot {
                 rate_limit_reset_at: a.rate_limit_reset_at,
                 overload_until: a.overload_until,
                 last_used_at: a.last_used_at,
+                proxy,
             };
             snap.accounts.insert(a.id, entry);
         }
@@ -153,6 +193,56 @@ impl Snapshot {
         }
         Ok(snap)
     }
+}
+
+/// Why a proxy cannot carry its accounts' traffic.
+#[derive(Debug, Clone, Copy)]
+enum ProxyProblem {
+    Disabled,
+    Missing,
+    Unreadable,
+}
+
+impl ProxyProblem {
+    fn log(self, account_id: i64, proxy_id: i64) {
+        match self {
+            // An administrator's choice: not worth a warning on every reload.
+            ProxyProblem::Disabled => {
+                tracing::debug!(account_id, proxy_id, "account left out: its proxy is disabled");
+            }
+            ProxyProblem::Missing => {
+                tracing::warn!(account_id, proxy_id, "account left out: its proxy does not exist");
+            }
+            ProxyProblem::Unreadable => {
+                tracing::error!(account_id, proxy_id, "account left out: its proxy cannot be read");
+            }
+        }
+    }
+}
+
+/// The proxy as the gateway connects to it, password opened; only active proxies qualify.
+fn proxy_target(row: &store::ProxyRow, secrets: &SecretBox) -> Result<ProxyTarget, ProxyProblem> {
+    let fields = row.fields().map_err(|e| {
+        tracing::error!(proxy_id = row.id, error = %e, "stored proxy is invalid");
+        ProxyProblem::Unreadable
+    })?;
+    if fields.status != domain::proxies::ProxyStatus::Active {
+        return Err(ProxyProblem::Disabled);
+    }
+    let password = match row.password_encrypted.as_str() {
+        "" => String::new(),
+        sealed => secrets.open_string(sealed).map_err(|e| {
+            tracing::error!(proxy_id = row.id, error = %e, "proxy password cannot be opened");
+            ProxyProblem::Unreadable
+        })?,
+    };
+    Ok(ProxyTarget {
+        protocol: fields.protocol,
+        host: fields.host,
+        port: fields.port,
+        username: fields.username,
+        password,
+    })
 }
 
 /// The current snapshot, swapped atomically on refresh. Readers take an `Arc` and never block
@@ -246,5 +336,56 @@ mod tests {
         cell.refresh().await.unwrap();
         assert!(cell.current().accounts.is_empty());
         assert!(cell.current().groups[&g.id].account_ids.is_empty());
+    }
+
+    #[tokio::test]
+    async fn accounts_get_their_proxy_or_are_left_out_but_never_go_direct() {
+        use domain::proxies::{ProxyFields, ProxyProtocol, ProxyStatus};
+
+        let db = TestDb::sqlite().await;
+        let secrets = SecretBox::from_key_text(&"ab".repeat(32)).unwrap();
+        let other = SecretBox::from_key_text(&"cd".repeat(32)).unwrap();
+        let proxy = |status: ProxyStatus, sealed: String| store::NewProxy {
+            fields: ProxyFields {
+                name: "p".into(),
+                protocol: ProxyProtocol::Socks5,
+                host: "10.0.0.1".into(),
+                port: 1080,
+                username: "u".into(),
+                password: None,
+                status,
+            },
+            password_encrypted: sealed,
+        };
+        let working = db.store.create_proxy(&proxy(ProxyStatus::Active, secrets.seal_str("pw"))).await.unwrap();
+        let disabled = db.store.create_proxy(&proxy(ProxyStatus::Disabled, secrets.seal_str("pw"))).await.unwrap();
+        let foreign = db.store.create_proxy(&proxy(ProxyStatus::Active, other.seal_str("pw"))).await.unwrap();
+        let account = |name: &str, proxy_id: Option<i64>| store::NewAccount {
+            name: name.into(),
+            notes: String::new(),
+            platform: "anthropic".into(),
+            kind: "apikey".into(),
+            credentials_encrypted: StoredCredentials { api_key: "sk".into() }.seal(&secrets),
+            extra: "{}".into(),
+            model_mapping: "{}".into(),
+            proxy_id,
+            concurrency: 1,
+            priority: 1,
+            schedulable: true,
+            group_ids: Vec::new(),
+        };
+        let direct = db.store.create_account(&account("direct", None)).await.unwrap();
+        let proxied = db.store.create_account(&account("proxied", Some(working.id))).await.unwrap();
+        db.store.create_account(&account("held", Some(disabled.id))).await.unwrap();
+        db.store.create_account(&account("unreadable", Some(foreign.id))).await.unwrap();
+
+        let snap = Snapshot::load(&db.store, &secrets).await.unwrap();
+        let mut ids: Vec<i64> = snap.accounts.keys().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![direct.id, proxied.id], "disabled or unreadable proxy: the account does not serve");
+        assert!(snap.accounts[&direct.id].proxy.is_none());
+        let target = snap.accounts[&proxied.id].proxy.as_deref().unwrap();
+        assert_eq!((target.address().as_str(), target.password.as_str()), ("socks5://10.0.0.1:1080", "pw"));
+        assert_eq!(snap.proxies.len(), 1);
     }
 }

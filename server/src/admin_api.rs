@@ -12,6 +12,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use domain::account::{AccountQuery, BulkImportInput, BulkStatusInput};
 use domain::{AccountInput, ApiKeyInput, GroupInput, UsageQuery, UserInput};
 use serde::Serialize;
 use serde_json::json;
@@ -20,6 +21,9 @@ use tower_sessions::Session;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dashboard/stats", get(dashboard_stats_handler))
+        .route("/settings", get(get_settings_handler).put(update_settings_handler))
+        .route("/models", get(models_overview_handler))
+        .route("/models/prices", get(model_prices_handler))
         .route("/groups", get(list_groups_handler).post(create_group_handler))
         .route("/groups/{id}", get(get_group_handler).put(update_group_handler).delete(delete_group_handler))
         .route("/accounts", get(list_accounts_handler).post(create_account_handler))
@@ -28,13 +32,21 @@ pub fn router() -> Router<AppState> {
         .route("/accounts/{id}/clear-error", post(clear_account_error_handler))
         .route("/accounts/{id}/clear-rate-limit", post(clear_account_rate_limit_handler))
         .route("/accounts/{id}/schedulable", post(set_account_schedulable_handler))
+        .route("/accounts/search", get(search_accounts_handler))
+        .route("/accounts/bulk-import", post(bulk_import_accounts_handler))
+        .route("/accounts/bulk-status", post(bulk_account_status_handler))
         .route("/users", get(list_users_handler).post(create_user_handler))
         .route("/users/{id}", get(get_user_handler).put(update_user_handler).delete(delete_user_handler))
         .route("/users/{id}/api-keys", get(list_user_keys_handler).post(create_user_key_handler))
         .route("/api-keys", get(list_all_keys_handler))
         .route("/usage", get(list_usage_handler))
         .route("/usage/stats", get(usage_stats_handler))
+        .route("/usage/export", get(crate::export::export_usage_handler))
         .route("/api-keys/{id}", axum::routing::put(update_key_handler).delete(delete_key_handler))
+        .route("/proxies", get(list_proxies_handler).post(create_proxy_handler))
+        .route("/proxies/probe-url", get(get_probe_url_handler).put(set_probe_url_handler))
+        .route("/proxies/{id}", get(get_proxy_handler).put(update_proxy_handler).delete(delete_proxy_handler))
+        .route("/proxies/{id}/test", post(test_proxy_handler))
         .fallback(not_found_handler)
 }
 
@@ -240,6 +252,31 @@ async fn set_account_schedulable_handler(
     Ok(Envelope(accounts::set_schedulable(&state.store, &state.gateway, id, input.schedulable).await?))
 }
 
+/// A page of accounts under the filters of `AccountQuery` (`GET /accounts` lists them all).
+async fn search_accounts_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AccountQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(accounts::query_accounts(&state.store, &state.gateway, &q).await?))
+}
+
+async fn bulk_import_accounts_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<BulkImportInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(accounts::bulk_import(&state.store, &state.secrets, input).await?))
+}
+
+async fn bulk_account_status_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<BulkStatusInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(accounts::bulk_set_status(&state.store, input).await?))
+}
+
 async fn list_users_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     Ok(Envelope(users::list_users(&state.store).await?))
 }
@@ -347,6 +384,102 @@ async fn usage_stats_handler(
     Ok(Envelope(usage::usage_stats(&state.store, &q).await?))
 }
 
+async fn models_overview_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::models::overview(&state.store, &state.gateway).await?))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceQuery {
+    #[serde(default)]
+    q: String,
+}
+
+async fn model_prices_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<PriceQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::models::search_prices(&state.gateway, &query.q)))
+}
+
+async fn get_settings_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::settings::get_settings(&state.store, &state.gateway.config).await?))
+}
+
+async fn update_settings_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<domain::settings::SettingsInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::settings::update_settings(&state.store, &state.gateway.config, input).await?))
+}
+
 async fn not_found_handler() -> ApiError {
     ApiError(AppError::NotFound("route".into()))
+}
+
+async fn list_proxies_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::proxies::list_proxies(&state.store).await?))
+}
+
+async fn get_proxy_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::proxies::get_proxy(&state.store, id).await?))
+}
+
+async fn create_proxy_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<domain::proxies::ProxyInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::proxies::create_proxy(&state.store, &state.secrets, input).await?))
+}
+
+async fn update_proxy_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(input): ApiJson<domain::proxies::ProxyInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::proxies::update_proxy(&state.store, &state.secrets, id, input).await?))
+}
+
+async fn delete_proxy_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    app::service::proxies::delete_proxy(&state.store, id).await?;
+    Ok(Envelope(serde_json::Value::Null))
+}
+
+async fn test_proxy_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(app::service::proxies::test_proxy(&state.store, &state.secrets, id).await?))
+}
+
+/// Body and answer of `/proxies/probe-url`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeUrl {
+    url: String,
+}
+
+async fn get_probe_url_handler(_: AdminAuth, State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(ProbeUrl { url: app::service::proxies::probe_url(&state.store).await? }))
+}
+
+async fn set_probe_url_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ProbeUrl>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(ProbeUrl { url: app::service::proxies::set_probe_url(&state.store, &body.url).await? }))
 }

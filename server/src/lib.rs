@@ -2,10 +2,14 @@
 //! router assembly (admin UI, server functions, admin REST, ops endpoints), background jobs
 //! and graceful shutdown. Nothing depends on this crate; it depends on all the others.
 
+// Leptos view types nest deeply; rendering the admin pages needs more than the default 128.
+#![recursion_limit = "512"]
+
 pub mod admin_api;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+mod export;
 pub mod ops;
 pub mod secrets;
 pub mod startup;

@@ -335,6 +335,7 @@ fn build_router(
     let ui = Router::new()
         .leptos_routes(&state, routes, move || app::shell(shell_options.clone()))
         .nest("/api/v1/admin", crate::admin_api::router())
+        .layer(from_fn(web::server_fn_error_status))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(from_fn_with_state(Arc::clone(&gateway), web::refresh_after_change))
         .layer(from_fn_with_state(guard, web::require_sign_in))

@@ -141,6 +141,27 @@ fn encode_component(s: &str) -> String {
         .collect()
 }
 
+/// Server functions answer every error with 500; the browser reads the error from the body
+/// either way, but logs, proxies and scripts should see "fix the form" (400), "sign in" (401)
+/// or "not found" (404) for what they are. Only small 500 bodies that decode as an
+/// [`app::AppError`] with another status are rewritten; everything else passes untouched.
+pub async fn server_fn_error_status(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let is_server_fn = path.starts_with("/api/") && !path.starts_with("/api/v1/");
+    let res = next.run(req).await;
+    if !is_server_fn || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Ok(err) = serde_json::from_slice::<app::AppError>(&bytes) {
+        parts.status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
 /// After an admin change (any successful non-read request: REST or server function), reload
 /// the gateway's snapshot before answering, so the next proxied request already sees it.
 pub async fn refresh_after_change(

@@ -634,3 +634,101 @@ gateway_test!(a_session_waits_for_its_busy_account_instead_of_moving, |db| {
     assert_eq!(gw.fake.count_for(&cred(1 - bound)), 0);
     gw.app.shutdown().await;
 });
+
+gateway_test!(settings_change_the_relay_without_a_restart, |db| {
+    let gw = Gw::start(db, 2, json!({})).await;
+    let settings = admin(&gw.app, "GET", "/settings", Value::Null).await;
+    assert_eq!(settings["max_account_switches"], 3, "the configured value until one is stored: {settings}");
+    assert_eq!(settings["public_base_url"], "");
+
+    // A 5xx fails over, within the switch budget.
+    gw.fake.set_default(Script::status_code(500));
+    assert_eq!(gw.send(&hello("claude-sonnet-4-5", false)).await.status(), 502, "every account failed");
+    assert_eq!(gw.fake.count(), 2, "both accounts were tried");
+
+    let saved = admin(
+        &gw.app,
+        "PUT",
+        "/settings",
+        json!({"max_account_switches": 0, "public_base_url": "https://gw.example.com/", "site_name": " Team "}),
+    )
+    .await;
+    assert_eq!(saved["max_account_switches"], 0);
+    assert_eq!(saved["public_base_url"], "https://gw.example.com", "normalised");
+    assert_eq!(saved["site_name"], "Team");
+    gw.fake.clear_journal();
+    assert_eq!(gw.send(&hello("claude-sonnet-4-5", false)).await.status(), 502);
+    assert_eq!(gw.fake.count(), 1, "no switch allowed any more, and no restart needed");
+
+    let res = gw
+        .app
+        .client
+        .put(gw.app.url("/api/v1/admin/settings"))
+        .header("x-api-key", support::ADMIN_API_KEY)
+        .json(&json!({"max_account_switches": 99}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().starts_with("max_account_switches:"), "{body}");
+    let unknown = gw
+        .app
+        .client
+        .put(gw.app.url("/api/v1/admin/settings"))
+        .header("x-api-key", support::ADMIN_API_KEY)
+        .json(&json!({"max_switches": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 400, "unknown fields are refused, not ignored");
+
+    admin(&gw.app, "PUT", "/settings", json!({"default_user_concurrency": 7})).await;
+    let user =
+        admin(&gw.app, "POST", "/users", json!({"email": "new@example.com", "password": "new-password-1"})).await;
+    assert_eq!(user["concurrency"], 7, "a user created without a concurrency gets the default from Settings");
+    gw.app.shutdown().await;
+});
+
+gateway_test!(the_models_page_lists_what_v1_models_returns, |db| {
+    let gw = Gw::start(db, 1, json!({})).await;
+    let listed = |body: Value| -> Vec<String> {
+        body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let overview_models = |overview: &Value, group: i64| -> (Vec<String>, bool) {
+        let g = overview["groups"].as_array().unwrap().iter().find(|g| g["group_id"] == group).unwrap().clone();
+        let models = g["models"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect();
+        (models, g["built_in"].as_bool().unwrap())
+    };
+    let models =
+        |gw: &Gw| gw.request(reqwest::Method::GET, "/v1/models").header("anthropic-version", "2023-06-01").send();
+
+    let overview = admin(&gw.app, "GET", "/models", Value::Null).await;
+    let (built_in, is_built_in) = overview_models(&overview, gw.group);
+    assert!(is_built_in && !built_in.is_empty(), "{overview}");
+    assert_eq!(listed(models(&gw).await.unwrap().json().await.unwrap()), built_in);
+
+    admin(
+        &gw.app,
+        "PUT",
+        &format!("/accounts/{}", gw.accounts[0]),
+        json!({"model_mapping": {"team-fast": "claude-haiku-4-5", "claude-*": "claude-sonnet-4-5"}}),
+    )
+    .await;
+    let overview = admin(&gw.app, "GET", "/models", Value::Null).await;
+    assert_eq!(overview_models(&overview, gw.group), (vec!["team-fast".to_owned()], false), "wildcards are not listed");
+    assert_eq!(listed(models(&gw).await.unwrap().json().await.unwrap()), vec!["team-fast"]);
+    let account = overview["accounts"].as_array().unwrap().iter().find(|a| a["account_id"] == gw.accounts[0]).unwrap();
+    assert_eq!(account["mapping"]["team-fast"], "claude-haiku-4-5");
+    assert!(overview["price_count"].as_u64().unwrap() > 100, "{overview}");
+
+    let prices = admin(&gw.app, "GET", "/models/prices?q=SONNET-4-5", Value::Null).await;
+    let prices = prices.as_array().unwrap();
+    assert!(!prices.is_empty() && prices.iter().all(|p| p["model"].as_str().unwrap().contains("sonnet-4-5")));
+    let sonnet = prices.iter().find(|p| p["model"] == "claude-sonnet-4-5").expect("the bundled catalogue prices it");
+    assert!(
+        sonnet["input"].as_f64().unwrap() > 0.0
+            && sonnet["output"].as_f64().unwrap() > sonnet["input"].as_f64().unwrap()
+    );
+    gw.app.shutdown().await;
+});

@@ -123,6 +123,25 @@ macro_rules! impl_account_repo {
                 if done.rows_affected() == 0 { Err(StoreError::NotFound("account")) } else { Ok(()) }
             }
 
+            async fn set_accounts_status(&self, ids: &[i64], status: &str) -> StoreResult<u64> {
+                let now = at(OffsetDateTime::now_utc());
+                let mut tx = self.pool.begin().await?;
+                let mut updated = 0;
+                for id in ids {
+                    let done = sqlx::query::<$db>(
+                        "UPDATE accounts SET status = $1, error_message = '', updated_at = $2 WHERE id = $3",
+                    )
+                    .bind(status)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    updated += done.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(updated)
+            }
+
             async fn set_account_cooldowns(
                 &self,
                 id: i64,

@@ -3,11 +3,18 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::repo::{ApiKeyFields, ApiKeyRepo, ApiKeyRow};
+use crate::repo::{ApiKeyFields, ApiKeyRepo, ApiKeyRow, KeyUsageRow};
 use crate::sql::{PgRepos, SqliteRepos, at};
 use crate::{StoreError, StoreResult};
 
 const KEY_COLUMNS: &str = "SELECT id, user_id, key_hash, key_prefix, name, group_id, status, concurrency, expires_at, last_used_at, created_at FROM api_keys";
+
+// The casts give both engines the same column types: PostgreSQL sums integers as NUMERIC.
+const USAGE_BY_KEY: &str = "SELECT user_id, api_key_id, COUNT(*) AS requests, \
+     CAST(COALESCE(SUM(input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens), 0) AS BIGINT) \
+     AS tokens, CAST(COALESCE(SUM(actual_cost), 0) AS DOUBLE PRECISION) AS actual_cost \
+     FROM usage_logs WHERE created_at >= $1 GROUP BY user_id, api_key_id \
+     ORDER BY COALESCE(user_id, 0), COALESCE(api_key_id, 0)";
 
 macro_rules! impl_key_repo {
     ($repos:ty, $db:ty) => {
@@ -83,6 +90,10 @@ macro_rules! impl_key_repo {
                         .await?;
                 }
                 Ok(())
+            }
+
+            async fn usage_by_key_since(&self, since: OffsetDateTime) -> StoreResult<Vec<KeyUsageRow>> {
+                Ok(sqlx::query_as::<$db, KeyUsageRow>(USAGE_BY_KEY).bind(at(since)).fetch_all(&self.pool).await?)
             }
 
             async fn delete_api_key(&self, id: i64) -> StoreResult<bool> {

@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod db;
 mod group_sql;
 mod key_sql;
+mod proxy_sql;
 pub mod repo;
 pub mod secret;
 pub mod session;
@@ -23,8 +24,9 @@ mod usage_sql;
 pub use db::{Backend, PoolStats, Store};
 pub use repo::{
     AccountRepo, AccountRow, ApiKeyFields, ApiKeyRepo, ApiKeyRow, GroupRepo, GroupRow, NewAccount, NewUsage, Repos,
-    SessionRepo, SettingRepo, StatsRepo, UsageFilter, UsageRepo, UsageRow, UserRepo, UserRow, UserUpdate,
+    SessionRepo, SettingRepo, StatsRepo, StatusFilter, UsageFilter, UsageRepo, UsageRow, UserRepo, UserRow, UserUpdate,
 };
+pub use repo::{NewProxy, ProxyRepo, ProxyRow};
 
 /// Failures of the storage layer. Callers map them to their protocol; the text of
 /// `Database` is for logs only (it may contain SQL).

@@ -142,6 +142,21 @@ pub trait ApiKeyRepo: Send + Sync {
     async fn delete_api_key(&self, id: i64) -> StoreResult<bool>;
     /// Stamps `last_used_at` (written with usage rows, off the hot path).
     async fn touch_api_keys_used(&self, ids: &[i64], used_at: OffsetDateTime) -> StoreResult<()>;
+    /// Usage recorded at or after `since`, one row per (user, key) pair that has any, so the
+    /// key and user lists can show it without a query per row.
+    async fn usage_by_key_since(&self, since: OffsetDateTime) -> StoreResult<Vec<KeyUsageRow>>;
+}
+
+/// What one key of one user recorded in a period. Either id is `None` for usage rows whose
+/// key or user was deleted since.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct KeyUsageRow {
+    pub user_id: Option<i64>,
+    pub api_key_id: Option<i64>,
+    pub requests: i64,
+    /// Input, output and cache tokens together.
+    pub tokens: i64,
+    pub actual_cost: f64,
 }
 
 /// Key/value settings that the admin can change at run time.
@@ -155,7 +170,9 @@ pub trait SettingRepo: Send + Sync {
 
 #[async_trait]
 pub trait StatsRepo: Send + Sync {
-    /// Live counts for the dashboard; cooldowns are judged against `now`.
+    /// Live figures for the dashboard as of `now`: cooldowns are judged against it, "today"
+    /// starts at its UTC midnight and the last hour is the 60 minutes up to its minute.
+    /// `last_hour` lists only minutes with traffic.
     async fn dashboard_stats(&self, now: OffsetDateTime) -> StoreResult<DashboardStats>;
 }
 
@@ -282,6 +299,9 @@ pub trait AccountRepo: Send + Sync {
     /// Every (account id, group id) membership.
     async fn account_memberships(&self) -> StoreResult<Vec<(i64, i64)>>;
     async fn set_account_status(&self, id: i64, status: &str, error_message: &str) -> StoreResult<()>;
+    /// Sets `status` and clears the error message of every account in `ids`, in one
+    /// transaction; returns how many existed.
+    async fn set_accounts_status(&self, ids: &[i64], status: &str) -> StoreResult<u64>;
     /// Writes both cooldown columns (None clears one), so a restart keeps cooldowns.
     async fn set_account_cooldowns(
         &self,
@@ -375,6 +395,18 @@ pub struct UsageFilter {
     pub model: Option<String>,
     pub start: Option<OffsetDateTime>,
     pub end: Option<OffsetDateTime>,
+    pub status: Option<StatusFilter>,
+}
+
+/// Which outcomes a usage filter keeps; failure is judged as `domain::usage::is_error` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Status below 400 and no error message.
+    Ok,
+    /// Status 400 or above, or an error message.
+    Error,
+    /// Exactly this HTTP status.
+    Code(i32),
 }
 
 #[async_trait]
@@ -383,12 +415,85 @@ pub trait UsageRepo: Send + Sync {
     async fn insert_usage(&self, rows: &[NewUsage]) -> StoreResult<()>;
     /// Newest first.
     async fn list_usage(&self, filter: &UsageFilter, offset: i64, limit: i64) -> StoreResult<Vec<UsageRow>>;
+    /// Up to `limit` rows with an id above `after_id`, oldest first: keyset pages that stay
+    /// fast however deep an export goes.
+    async fn list_usage_after(&self, filter: &UsageFilter, after_id: i64, limit: i64) -> StoreResult<Vec<UsageRow>>;
     async fn usage_totals(&self, filter: &UsageFilter) -> StoreResult<domain::UsageTotals>;
+    /// Totals per UTC minute (keys `YYYY-MM-DDTHH:MM`), oldest first; quiet minutes are
+    /// absent.
+    async fn usage_by_minute(&self, filter: &UsageFilter) -> StoreResult<Vec<domain::UsageBucket>>;
+    /// Totals per UTC day (`YYYY-MM-DD`) and requested model, the bucket keyed by the model,
+    /// ordered by day then model. One pass over the rows serves both the daily trend and the
+    /// per-model breakdown.
+    async fn usage_by_day_and_model(&self, filter: &UsageFilter) -> StoreResult<Vec<(String, domain::UsageBucket)>>;
+    /// Every requested model in the log, sorted.
+    async fn usage_models(&self) -> StoreResult<Vec<String>>;
+}
+
+/// A `proxies` row with the number of accounts using it. `password_encrypted` is sealed
+/// (`cipher::SecretBox`), empty when there is no password.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProxyRow {
+    pub id: i64,
+    pub name: String,
+    pub protocol: String,
+    pub host: String,
+    pub port: i32,
+    pub username: String,
+    pub password_encrypted: String,
+    pub status: String,
+    pub created_at: OffsetDateTime,
+    pub account_count: i64,
+}
+
+impl ProxyRow {
+    /// The stored fields; `password` is `None` (the sealed value stays here).
+    pub fn fields(&self) -> StoreResult<domain::proxies::ProxyFields> {
+        let corrupt = |e: domain::UnknownVariant| StoreError::Corrupt(e.to_string());
+        Ok(domain::proxies::ProxyFields {
+            name: self.name.clone(),
+            protocol: self.protocol.parse().map_err(corrupt)?,
+            host: self.host.clone(),
+            port: u16::try_from(self.port).map_err(|_| StoreError::Corrupt(format!("proxy port {}", self.port)))?,
+            username: self.username.clone(),
+            password: None,
+            status: self.status.parse().map_err(corrupt)?,
+        })
+    }
+}
+
+/// What `create_proxy` / `update_proxy` write; the password arrives sealed (or empty).
+#[derive(Clone)]
+pub struct NewProxy {
+    pub fields: domain::proxies::ProxyFields,
+    pub password_encrypted: String,
+}
+
+#[async_trait]
+pub trait ProxyRepo: Send + Sync {
+    async fn create_proxy(&self, proxy: &NewProxy) -> StoreResult<ProxyRow>;
+    async fn find_proxy(&self, id: i64) -> StoreResult<Option<ProxyRow>>;
+    /// Every proxy, by id, with its account counts.
+    async fn list_proxies(&self) -> StoreResult<Vec<ProxyRow>>;
+    /// Fails with `NotFound("proxy")`.
+    async fn update_proxy(&self, id: i64, proxy: &NewProxy) -> StoreResult<ProxyRow>;
+    /// `Ok(true)` when a proxy was deleted; its accounts are left without a proxy.
+    async fn delete_proxy(&self, id: i64) -> StoreResult<bool>;
 }
 
 /// Every repository, as one object-safe trait so `Store` can hold either backend.
 pub trait Repos:
-    UserRepo + SettingRepo + StatsRepo + SessionRepo + GroupRepo + AccountRepo + ApiKeyRepo + UsageRepo + Send + Sync
+    UserRepo
+    + SettingRepo
+    + StatsRepo
+    + SessionRepo
+    + GroupRepo
+    + AccountRepo
+    + ApiKeyRepo
+    + UsageRepo
+    + ProxyRepo
+    + Send
+    + Sync
 {
 }
 impl<T> Repos for T where
@@ -400,6 +505,7 @@ impl<T> Repos for T where
         + AccountRepo
         + ApiKeyRepo
         + UsageRepo
+        + ProxyRepo
         + Send
         + Sync
 {

@@ -3,12 +3,16 @@
 //! the statements cannot drift apart, and the contract tests run every one on both engines.
 
 use async_trait::async_trait;
+use domain::dashboard::{LAST_HOUR_MINUTES, RECENT_ERRORS};
 use domain::{AccountCounts, DashboardStats, UserRole, UserStatus};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use time::OffsetDateTime;
 
-use crate::repo::{NewUser, SessionRepo, SettingRepo, StatsRepo, UserRepo, UserRow, UserUpdate};
+use crate::repo::{
+    NewUser, SessionRepo, SettingRepo, StatsRepo, StatusFilter, UsageFilter, UsageRepo, UsageRow, UserRepo, UserRow,
+    UserUpdate,
+};
 use crate::{StoreError, StoreResult};
 
 pub(crate) struct SqliteRepos {
@@ -174,12 +178,42 @@ macro_rules! impl_repos {
                     .bind(at(now))
                     .fetch_one(&self.pool)
                     .await?;
+                let next_reset = sqlx::query_scalar::<$db, OffsetDateTime>(
+                    "SELECT rate_limit_reset_at FROM accounts WHERE status = 'active' AND rate_limit_reset_at > $1 \
+                     ORDER BY rate_limit_reset_at LIMIT 1",
+                )
+                .bind(at(now))
+                .fetch_optional(&self.pool)
+                .await?;
+                let now = at(now);
+                let midnight = now.replace_time(time::Time::MIDNIGHT);
+                let today = UsageFilter { start: Some(midnight), ..Default::default() };
+                let this_minute = now.replace_second(0).unwrap_or(now);
+                let hour_ago = this_minute - time::Duration::minutes(LAST_HOUR_MINUTES - 1);
+                let last_hour = UsageFilter { start: Some(hour_ago), ..Default::default() };
+                let errors = UsageFilter { status: Some(StatusFilter::Error), ..Default::default() };
                 Ok(DashboardStats {
                     total_users,
                     total_api_keys,
                     active_api_keys,
                     total_groups,
-                    accounts: AccountCounts { total, active, error, disabled, rate_limited, overloaded },
+                    accounts: AccountCounts {
+                        total,
+                        active,
+                        error,
+                        disabled,
+                        rate_limited,
+                        overloaded,
+                        next_rate_limit_reset_secs: next_reset.map(|t| (t - now).whole_seconds()),
+                    },
+                    today: self.usage_totals(&today).await?,
+                    last_hour: self.usage_by_minute(&last_hour).await?,
+                    recent_errors: self
+                        .list_usage(&errors, 0, RECENT_ERRORS)
+                        .await?
+                        .iter()
+                        .map(UsageRow::view)
+                        .collect(),
                 })
             }
         }

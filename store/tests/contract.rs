@@ -337,3 +337,145 @@ contract!(usage_insert_filter_page_and_totals, |store: Store| async move {
     );
     assert_eq!(store.usage_totals(&window).await.expect("totals").requests, 2);
 });
+
+/// A usage row of user 1 on `claude-a` with this outcome, written at `at`.
+fn outcome(i: i64, status_code: i32, error_message: &str, at: OffsetDateTime) -> store::NewUsage {
+    store::NewUsage {
+        status_code,
+        error_message: error_message.into(),
+        ..usage(&format!("req-{i}"), 1, "claude-a", at)
+    }
+}
+
+fn request_ids(rows: &[store::UsageRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.data.request_id.as_str()).collect()
+}
+
+contract!(usage_status_filter_and_keyset_batches, |store: Store| async move {
+    use store::StatusFilter;
+    let t0 = time::macros::datetime!(2026-11-20 10:00 UTC);
+    let rows = [
+        outcome(0, 200, "", t0),
+        outcome(1, 429, "rate limited", t0 + Duration::seconds(1)),
+        outcome(2, 200, "stream broke", t0 + Duration::seconds(2)),
+        outcome(3, 201, "", t0 + Duration::seconds(3)),
+        outcome(4, 500, "", t0 + Duration::seconds(4)),
+        outcome(5, 399, "", t0 + Duration::seconds(5)),
+    ];
+    store.insert_usage(&rows).await.expect("insert");
+    let by = |status| store::UsageFilter { status: Some(status), ..Default::default() };
+
+    let errors = store.list_usage(&by(StatusFilter::Error), 0, 10).await.expect("errors");
+    assert_eq!(request_ids(&errors), ["req-4", "req-2", "req-1"], "error statuses and error messages");
+    let ok = store.list_usage(&by(StatusFilter::Ok), 0, 10).await.expect("ok");
+    assert_eq!(request_ids(&ok), ["req-5", "req-3", "req-0"]);
+    let code = store.list_usage(&by(StatusFilter::Code(429)), 0, 10).await.expect("code");
+    assert_eq!(request_ids(&code), ["req-1"]);
+    assert_eq!(store.usage_totals(&by(StatusFilter::Error)).await.expect("totals").requests, 3);
+    let ok_model = store::UsageFilter { model: Some("claude-a".into()), ..by(StatusFilter::Ok) };
+    assert_eq!(store.usage_totals(&ok_model).await.expect("totals").requests, 3, "status combines with the rest");
+
+    let all = store::UsageFilter::default();
+    let first = store.list_usage_after(&all, 0, 4).await.expect("batch 1");
+    assert_eq!(request_ids(&first), ["req-0", "req-1", "req-2", "req-3"], "oldest first");
+    let after = first.last().expect("last").id;
+    let second = store.list_usage_after(&all, after, 4).await.expect("batch 2");
+    assert_eq!(request_ids(&second), ["req-4", "req-5"]);
+    let after = second.last().expect("last").id;
+    assert!(store.list_usage_after(&all, after, 4).await.expect("batch 3").is_empty());
+    let failed = store.list_usage_after(&by(StatusFilter::Error), 0, 2).await.expect("errors batch");
+    assert_eq!(request_ids(&failed), ["req-1", "req-2"], "batches honour the filter");
+});
+
+contract!(usage_aggregates_per_minute_day_and_model, |store: Store| async move {
+    let day1 = time::macros::datetime!(2026-11-20 23:58:10 UTC);
+    let model = |i: i64, m: &str, at| store::NewUsage { requested_model: m.into(), ..outcome(i, 200, "", at) };
+    let rows = [
+        model(0, "claude-a", day1),
+        model(1, "claude-a", day1 + Duration::seconds(40)),
+        model(2, "claude-b", day1 + Duration::seconds(60)),
+        model(3, "claude-a", day1 + Duration::seconds(110)),
+        model(4, "", day1 + Duration::seconds(111)),
+    ];
+    store.insert_usage(&rows).await.expect("insert");
+    let all = store::UsageFilter::default();
+
+    let minutes = store.usage_by_minute(&all).await.expect("minutes");
+    let keys: Vec<(&str, i64)> = minutes.iter().map(|b| (b.key.as_str(), b.requests)).collect();
+    assert_eq!(keys, [("2026-11-20T23:58", 2), ("2026-11-20T23:59", 1), ("2026-11-21T00:00", 2)]);
+    assert_eq!((minutes[0].input_tokens, minutes[0].cache_read_tokens), (200, 10));
+    assert!((minutes[0].actual_cost - 2.0 * 0.001_403).abs() < 1e-12);
+
+    let days = store.usage_by_day_and_model(&all).await.expect("days");
+    let keys: Vec<(&str, &str, i64)> = days.iter().map(|(d, b)| (d.as_str(), b.key.as_str(), b.requests)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("2026-11-20", "claude-a", 2),
+            ("2026-11-20", "claude-b", 1),
+            ("2026-11-21", "", 1),
+            ("2026-11-21", "claude-a", 1)
+        ],
+        "UTC days, split by model"
+    );
+    assert_eq!(days[0].1.tokens(), 2 * (100 + 20 + 30 + 5));
+
+    let later = store::UsageFilter { start: Some(day1 + Duration::seconds(60)), ..Default::default() };
+    assert_eq!(store.usage_by_minute(&later).await.expect("minutes").len(), 2, "filters apply");
+    assert_eq!(store.usage_models().await.expect("models"), ["claude-a", "claude-b"], "unnamed models are left out");
+});
+
+contract!(dashboard_usage_today_last_hour_and_errors, |store: Store| async move {
+    let now = time::macros::datetime!(2026-11-26 12:30:30 UTC);
+    let mut rows = vec![
+        outcome(0, 200, "", time::macros::datetime!(2026-11-25 23:59:59 UTC)),
+        outcome(1, 200, "", time::macros::datetime!(2026-11-26 00:00:00 UTC)),
+        outcome(2, 200, "", now - Duration::minutes(61)),
+        outcome(3, 200, "", now - Duration::minutes(59)),
+        outcome(4, 200, "", now),
+    ];
+    rows.extend((10..21).map(|i| outcome(i, 502, "bad gateway", now - Duration::minutes(90) + Duration::seconds(i))));
+    store.insert_usage(&rows).await.expect("insert");
+    let account = store.create_account(&new_account("limited", vec![])).await.expect("account");
+    store.set_account_cooldowns(account.id, Some(now + Duration::seconds(95)), None).await.expect("cooldown");
+
+    let stats = store.dashboard_stats(now).await.expect("stats");
+    assert_eq!(stats.accounts.rate_limited, 1);
+    assert_eq!(stats.accounts.next_rate_limit_reset_secs, Some(95));
+    assert_eq!(stats.today.requests, 4 + 11, "from 00:00 UTC on");
+    assert_eq!(stats.today.input_tokens, 15 * 100);
+    let minutes: Vec<(&str, i64)> = stats.last_hour.iter().map(|b| (b.key.as_str(), b.requests)).collect();
+    assert_eq!(
+        minutes,
+        [("2026-11-26T11:31", 1), ("2026-11-26T12:30", 1)],
+        "the 60 minutes up to now, quiet ones absent"
+    );
+    let errors: Vec<&str> = stats.recent_errors.iter().map(|u| u.request_id.as_str()).collect();
+    assert_eq!(errors.len(), domain::dashboard::RECENT_ERRORS as usize);
+    assert_eq!((errors[0], errors[9]), ("req-20", "req-11"), "newest first");
+
+    let later = store.dashboard_stats(now + Duration::seconds(100)).await.expect("stats");
+    assert_eq!((later.accounts.rate_limited, later.accounts.next_rate_limit_reset_secs), (0, None));
+});
+
+contract!(usage_by_key_since_groups_by_owner_and_key, |store: Store| async move {
+    let now = OffsetDateTime::now_utc();
+    let since = now - Duration::hours(1);
+    // `usage` gives user 1 key 11 and user 2 key 12; one row is older than `since`.
+    let mut deleted_key = usage("r-4", 2, "claude-a", now);
+    deleted_key.api_key_id = None;
+    let rows = [
+        usage("r-1", 1, "claude-a", now),
+        usage("r-2", 1, "claude-b", now - Duration::minutes(5)),
+        usage("r-3", 1, "claude-a", since - Duration::minutes(1)),
+        usage("r-5", 2, "claude-a", since),
+        deleted_key,
+    ];
+    store.insert_usage(&rows).await.expect("insert");
+    let got = store.usage_by_key_since(since).await.expect("usage");
+    let summary: Vec<_> = got.iter().map(|r| (r.user_id, r.api_key_id, r.requests, r.tokens)).collect();
+    // 100 input + 20 output + 30 cache creation + 5 cache read tokens per row.
+    assert_eq!(summary, [(Some(1), Some(11), 2, 310), (Some(2), None, 1, 155), (Some(2), Some(12), 1, 155)]);
+    assert!((got[0].actual_cost - 2.0 * 0.001_403).abs() < 1e-12, "{got:?}");
+    assert!(store.usage_by_key_since(now + Duration::minutes(1)).await.expect("usage").is_empty());
+});

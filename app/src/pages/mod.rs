@@ -1,16 +1,29 @@
-//! One module per page. Sections that later work fills in render their title and an empty
-//! state for now.
+//! One module per page.
 
+mod accounts;
 mod dashboard;
+mod groups;
+mod keys;
 mod login;
+mod models;
+mod proxies;
 mod settings;
+mod usage;
+mod users;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+pub use accounts::AccountsPage;
 pub use dashboard::DashboardPage;
+pub use groups::GroupsPage;
+pub use keys::KeysPage;
 pub use login::LoginPage;
+pub use models::ModelsPage;
+pub use proxies::ProxiesPage;
 pub use settings::SettingsPage;
+pub use usage::UsagePage;
+pub use users::UsersPage;
 
 /// A page heading plus the matching document title.
 #[component]
@@ -22,52 +35,6 @@ pub fn PageHeader(title: &'static str, #[prop(optional)] subtitle: &'static str)
             {(!subtitle.is_empty()).then(|| view! { <p class="muted">{subtitle}</p> })}
         </div>
     }
-}
-
-#[component]
-fn EmptySection(title: &'static str, what: &'static str) -> impl IntoView {
-    view! {
-        <PageHeader title/>
-        <section class="card empty-state" data-testid="empty-state">
-            <h2>{format!("No {what} yet")}</h2>
-            <p class="muted">{format!("{title} you add will be listed here.")}</p>
-        </section>
-    }
-}
-
-#[component]
-pub fn AccountsPage() -> impl IntoView {
-    view! { <EmptySection title="Accounts" what="upstream accounts"/> }
-}
-
-#[component]
-pub fn GroupsPage() -> impl IntoView {
-    view! { <EmptySection title="Groups" what="groups"/> }
-}
-
-#[component]
-pub fn KeysPage() -> impl IntoView {
-    view! { <EmptySection title="API Keys" what="API keys"/> }
-}
-
-#[component]
-pub fn UsersPage() -> impl IntoView {
-    view! { <EmptySection title="Users" what="users besides administrators"/> }
-}
-
-#[component]
-pub fn ModelsPage() -> impl IntoView {
-    view! { <EmptySection title="Models" what="model mappings"/> }
-}
-
-#[component]
-pub fn ProxiesPage() -> impl IntoView {
-    view! { <EmptySection title="Proxies" what="proxies"/> }
-}
-
-#[component]
-pub fn UsagePage() -> impl IntoView {
-    view! { <EmptySection title="Usage" what="requests"/> }
 }
 
 #[component]

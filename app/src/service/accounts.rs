@@ -1,13 +1,21 @@
 //! Upstream account management, shared by the admin REST API and the Accounts page.
 //! Credentials are sealed here before they reach the store and are never returned.
+//!
+//! The gateway's snapshot is not reloaded here: the server does that after every successful
+//! admin change, whichever door (page or REST) it came through.
 
 use std::collections::HashMap;
 
-use domain::{AccountFields, AccountInput, AccountView, Platform};
+use domain::account::{
+    ACCOUNT_PAGE_SIZE, AccountQuery, AccountState, BulkImportInput, BulkImportResult, BulkStatusInput,
+    BulkStatusResult, ImportLineError, MAX_ACCOUNT_PAGE_SIZE,
+};
+use domain::{AccountFields, AccountInput, AccountStatus, AccountView, Page, Platform};
 use proxy::gateway::Gateway;
 use store::cipher::SecretBox;
 use store::credentials::{AccountExtra, StoredCredentials};
 use store::{AccountRow, NewAccount, Store};
+use time::OffsetDateTime;
 
 use crate::AppError;
 
@@ -37,8 +45,18 @@ fn fields_of(row: &AccountRow) -> Result<AccountFields, AppError> {
     })
 }
 
+fn status_of(row: &AccountRow) -> Result<AccountStatus, AppError> {
+    row.status.parse().map_err(|_| corrupt("status"))
+}
+
+fn state_of(row: &AccountRow, status: AccountStatus, now: OffsetDateTime) -> AccountState {
+    let cooling = |until: Option<OffsetDateTime>| until.is_some_and(|t| t > now);
+    AccountState::derive(status, cooling(row.rate_limit_reset_at), cooling(row.overload_until))
+}
+
 fn view_of(row: &AccountRow, group_ids: Vec<i64>, in_flight: u32) -> Result<AccountView, AppError> {
     let f = fields_of(row)?;
+    let status = status_of(row)?;
     Ok(AccountView {
         id: row.id,
         name: f.name,
@@ -49,7 +67,8 @@ fn view_of(row: &AccountRow, group_ids: Vec<i64>, in_flight: u32) -> Result<Acco
         base_url: f.base_url,
         concurrency: f.concurrency,
         priority: f.priority,
-        status: row.status.parse().map_err(|_| corrupt("status"))?,
+        status,
+        state: state_of(row, status, OffsetDateTime::now_utc()),
         error_message: row.error_message.clone(),
         schedulable: f.schedulable,
         rate_limit_reset_at: row.rate_limit_reset_at.map(store::repo::rfc3339),
@@ -80,6 +99,54 @@ pub async fn list_accounts(store: &Store, gateway: &Gateway) -> Result<Vec<Accou
             view_of(row, groups.remove(&row.id).unwrap_or_default(), in_flight.get(&row.id).copied().unwrap_or(0))
         })
         .collect()
+}
+
+/// One page of the accounts `q` selects, in id order. Filtering happens in memory over a
+/// single listing (a few thousand rows at most), so only the page's rows are turned into
+/// views and only their loads are asked of the coordinator.
+pub async fn query_accounts(store: &Store, gateway: &Gateway, q: &AccountQuery) -> Result<Page<AccountView>, AppError> {
+    let page = q.page.unwrap_or(1).max(1);
+    let page_size = q.page_size.unwrap_or(ACCOUNT_PAGE_SIZE).clamp(1, MAX_ACCOUNT_PAGE_SIZE);
+    let text = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_lowercase);
+    let now = OffsetDateTime::now_utc();
+    let mut groups = memberships(store).await?;
+    let mut selected = Vec::new();
+    for row in store.list_accounts().await? {
+        if q.platform.is_some_and(|p| row.platform != p.as_str()) || q.kind.is_some_and(|k| row.kind != k.as_str()) {
+            continue;
+        }
+        if let Some(wanted) = q.status
+            && state_of(&row, status_of(&row)?, now) != wanted
+        {
+            continue;
+        }
+        if q.group_id.is_some_and(|g| !groups.get(&row.id).is_some_and(|ids| ids.contains(&g))) {
+            continue;
+        }
+        if text.as_deref().is_some_and(|t| !matches_text(&row, t)) {
+            continue;
+        }
+        selected.push(row);
+    }
+    let total = i64::try_from(selected.len()).unwrap_or(i64::MAX);
+    let skip = usize::try_from(u64::from(page - 1) * u64::from(page_size)).unwrap_or(usize::MAX);
+    let rows: Vec<AccountRow> = selected.into_iter().skip(skip).take(page_size as usize).collect();
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let in_flight = if ids.is_empty() { HashMap::new() } else { gateway.in_flight(&ids).await };
+    let items = rows
+        .iter()
+        .map(|row| {
+            view_of(row, groups.remove(&row.id).unwrap_or_default(), in_flight.get(&row.id).copied().unwrap_or(0))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::new(items, total, page, page_size))
+}
+
+/// `text` is lower-case: it matches the id exactly, or a part of the name or notes.
+fn matches_text(row: &AccountRow, text: &str) -> bool {
+    text.trim_start_matches('#').parse::<i64>().is_ok_and(|id| id == row.id)
+        || row.name.to_lowercase().contains(text)
+        || row.notes.to_lowercase().contains(text)
 }
 
 pub async fn get_account(store: &Store, gateway: &Gateway, id: i64) -> Result<AccountView, AppError> {
@@ -177,6 +244,56 @@ pub async fn update_account(
     };
     let row = store.update_account(id, &to_new(&fields, sealed, group_ids.clone())?).await?;
     view_of(&row, group_ids, 0)
+}
+
+/// Creates one account per key of `input`. Shared settings are checked once and fail the
+/// whole import; a bad line is reported and the others still go in. Numbering continues
+/// after the highest existing `<prefix>-<n>`, so a second import does not repeat names.
+pub async fn bulk_import(
+    store: &Store,
+    secrets: &SecretBox,
+    input: BulkImportInput,
+) -> Result<BulkImportResult, AppError> {
+    input.check().map_err(|e| AppError::Invalid(e.to_string()))?;
+    let group_ids = dedup(input.group_ids.clone());
+    check_groups(store, input.platform, &group_ids).await?;
+    let prefix = format!("{}-", input.name_prefix.trim());
+    let mut n = store
+        .list_accounts()
+        .await?
+        .iter()
+        .filter_map(|row| row.name.strip_prefix(&prefix)?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    let mut result = BulkImportResult::default();
+    let mut first_line: HashMap<&str, usize> = HashMap::new();
+    for (line, key) in input.keys() {
+        if let Some(first) = first_line.get(key) {
+            result.errors.push(ImportLineError { line, message: format!("the same key as line {first}") });
+            continue;
+        }
+        first_line.insert(key, line);
+        let fields = match input.account_input(n + 1, key).resolve(None) {
+            Ok(fields) => fields,
+            Err(e) => {
+                result.errors.push(ImportLineError { line, message: e.to_string() });
+                continue;
+            }
+        };
+        n += 1;
+        let sealed = seal(secrets, fields.api_key.as_deref().unwrap_or(key));
+        let row = store.create_account(&to_new(&fields, sealed, group_ids.clone())?).await?;
+        result.account_ids.push(row.id);
+    }
+    result.created = result.account_ids.len();
+    Ok(result)
+}
+
+/// Enables (`active`, clearing any recorded error) or disables many accounts at once.
+pub async fn bulk_set_status(store: &Store, input: BulkStatusInput) -> Result<BulkStatusResult, AppError> {
+    input.check().map_err(|e| AppError::Invalid(e.to_string()))?;
+    let updated = store.set_accounts_status(&dedup(input.ids), input.status.as_str()).await?;
+    Ok(BulkStatusResult { updated })
 }
 
 pub async fn delete_account(store: &Store, id: i64) -> Result<(), AppError> {

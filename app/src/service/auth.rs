@@ -68,6 +68,34 @@ pub async fn start_session(store: &Store, session: &Session, user_id: i64) -> Re
     Ok(())
 }
 
+/// Changes the signed-in user's own password after checking the current one. Every other
+/// session of the user ends (its password tag no longer matches); this one is re-tagged and
+/// stays signed in.
+pub async fn change_own_password(
+    store: &Store,
+    session: &Session,
+    user_id: i64,
+    change: domain::settings::PasswordChange,
+) -> Result<(), AppError> {
+    domain::validate_password(&change.new_password).map_err(|e| AppError::Invalid(format!("new_password: {e}")))?;
+    let user = store.find_user(user_id).await?.ok_or(AppError::Unauthorized)?;
+    let _permit = PASSWORD_CHECKS.acquire().await.map_err(|_| AppError::Internal)?;
+    let (current, hash) = (change.current_password, user.password_hash.clone());
+    let matches =
+        tokio::task::spawn_blocking(move || verify_password(&current, &hash)).await.map_err(|_| AppError::Internal)?;
+    if !matches {
+        return Err(AppError::Invalid("current_password: does not match".into()));
+    }
+    let new_hash = tokio::task::spawn_blocking(move || store::secret::hash_password(&change.new_password))
+        .await
+        .map_err(|_| AppError::Internal)?
+        .map_err(|_| AppError::Internal)?;
+    store.set_password_hash(user_id, &new_hash).await?;
+    session.insert(SESSION_TAG, password_tag(&new_hash)).await.map_err(session_error)?;
+    tracing::info!(user_id, "password changed by its owner");
+    Ok(())
+}
+
 pub async fn end_session(session: &Session) -> Result<(), AppError> {
     session.flush().await.map_err(session_error)
 }

@@ -1,4 +1,4 @@
-//! Group management, shared by the admin REST API and (later) the Groups page.
+//! Group management, shared by the admin REST API and the Groups page.
 
 use domain::{GroupInput, GroupView};
 use store::Store;
@@ -28,7 +28,16 @@ pub async fn create_group(store: &Store, input: GroupInput) -> Result<GroupView,
 
 pub async fn update_group(store: &Store, id: i64, input: GroupInput) -> Result<GroupView, AppError> {
     let current = store.find_group(id).await?.ok_or_else(|| AppError::NotFound("group".into()))?;
-    let fields = input.resolve(Some(&current.fields()?)).map_err(invalid)?;
+    let before = current.fields()?;
+    let fields = input.resolve(Some(&before)).map_err(invalid)?;
+    // Every account of a group has the group's platform; changing it would strand them.
+    if fields.platform != before.platform && current.account_count > 0 {
+        return Err(AppError::Invalid(format!(
+            "platform: the group has {} {} accounts; remove them from it first",
+            current.account_count,
+            before.platform.as_str()
+        )));
+    }
     view(&store.update_group(id, &fields).await.map_err(name_taken)?)
 }
 

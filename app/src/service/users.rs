@@ -1,5 +1,9 @@
 //! Users and their gateway API keys, shared by the admin REST API and the UI pages.
 
+use std::collections::HashMap;
+
+use domain::api_key::{ApiKeyListing, UsageSummary};
+use domain::user::UserListing;
 use domain::{ApiKeyInput, ApiKeyStatus, ApiKeyView, CreatedApiKey, UserInput, UserRole, UserStatus, UserView};
 use store::repo::NewUser;
 use store::secret::{hash_password, random_token, sha256_hex};
@@ -44,7 +48,11 @@ pub async fn get_user(store: &Store, id: i64) -> Result<UserView, AppError> {
     Ok(store.find_user(id).await?.ok_or_else(user_not_found)?.view()?)
 }
 
-pub async fn create_user(store: &Store, input: UserInput) -> Result<UserView, AppError> {
+pub async fn create_user(store: &Store, mut input: UserInput) -> Result<UserView, AppError> {
+    // A user created without a concurrency gets the operator's default from Settings.
+    if input.concurrency.is_none() {
+        input.concurrency = Some(crate::service::settings::default_user_concurrency(store).await?);
+    }
     let fields = input.resolve(None).map_err(|e| AppError::Invalid(e.to_string()))?;
     let password = fields.password.ok_or_else(|| AppError::Invalid("password: is required".into()))?;
     let user = NewUser {
@@ -154,4 +162,80 @@ pub async fn update_api_key(store: &Store, id: i64, input: ApiKeyInput) -> Resul
 
 pub async fn delete_api_key(store: &Store, id: i64) -> Result<(), AppError> {
     if store.delete_api_key(id).await? { Ok(()) } else { Err(key_not_found()) }
+}
+
+/// Usage since midnight UTC, per key and per user.
+struct TodayUsage {
+    by_key: HashMap<i64, UsageSummary>,
+    by_user: HashMap<i64, UsageSummary>,
+}
+
+async fn today_usage(store: &Store) -> Result<TodayUsage, AppError> {
+    let midnight = OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    let mut usage = TodayUsage { by_key: HashMap::new(), by_user: HashMap::new() };
+    for row in store.usage_by_key_since(midnight).await? {
+        let summary = UsageSummary { requests: row.requests, tokens: row.tokens, cost: row.actual_cost };
+        if let Some(key) = row.api_key_id {
+            usage.by_key.entry(key).or_default().add(summary);
+        }
+        if let Some(user) = row.user_id {
+            usage.by_user.entry(user).or_default().add(summary);
+        }
+    }
+    Ok(usage)
+}
+
+/// Every user with their key count and today's usage.
+pub async fn list_user_listings(store: &Store) -> Result<Vec<UserListing>, AppError> {
+    let mut key_counts: HashMap<i64, i64> = HashMap::new();
+    for key in store.list_api_keys(None).await? {
+        *key_counts.entry(key.user_id).or_default() += 1;
+    }
+    let usage = today_usage(store).await?;
+    list_users(store)
+        .await?
+        .into_iter()
+        .map(|user| {
+            Ok(UserListing {
+                api_key_count: key_counts.get(&user.id).copied().unwrap_or(0),
+                today: usage.by_user.get(&user.id).copied().unwrap_or_default(),
+                user,
+            })
+        })
+        .collect()
+}
+
+/// The keys (of one user, or all) with owner, group and today's usage.
+pub async fn list_key_listings(store: &Store, user_id: Option<i64>) -> Result<Vec<ApiKeyListing>, AppError> {
+    let keys = list_api_keys(store, user_id).await?;
+    let emails: HashMap<i64, String> = store.list_users().await?.into_iter().map(|u| (u.id, u.email)).collect();
+    let groups: HashMap<i64, store::GroupRow> = store.list_groups().await?.into_iter().map(|g| (g.id, g)).collect();
+    let usage = today_usage(store).await?;
+    keys.into_iter()
+        .map(|key| {
+            let group = key.group_id.and_then(|id| groups.get(&id));
+            Ok(ApiKeyListing {
+                user_email: emails.get(&key.user_id).cloned().unwrap_or_default(),
+                group_name: group.map(|g| g.name.clone()),
+                group_platform: group.map(|g| g.fields()).transpose()?.map(|f| f.platform),
+                today: usage.by_key.get(&key.id).copied().unwrap_or_default(),
+                key,
+            })
+        })
+        .collect()
+}
+
+/// The address clients should use for the gateway: the `site.public_base_url` setting, or
+/// else `http://` and the host the admin reached this server by.
+pub async fn public_base_url(store: &Store, request_host: Option<&str>) -> Result<String, AppError> {
+    let configured = store.get_setting(domain::settings::keys::PUBLIC_BASE_URL).await?;
+    if let Some(url) = configured.map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty()) {
+        return Ok(url);
+    }
+    // The Host header is the client's word: anything that is not a plain host[:port] is not
+    // worth echoing into snippets meant for pasting into a shell.
+    let plain = |h: &&str| {
+        !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    };
+    Ok(format!("http://{}", request_host.filter(plain).unwrap_or("localhost")))
 }

@@ -6,8 +6,13 @@
 //! runs until Ctrl-C. The journal is off so memory stays flat under load.
 //!
 //! ```text
-//! fake-upstream [--port N] [--delay-ms MS] [--event-delay-ms MS] [--deltas N]
+//! fake-upstream [--port N] [--delay-ms MS] [--event-delay-ms MS] [--deltas N] [--control-port N]
 //! ```
+//!
+//! With `--control-port`, a second listener on 127.0.0.1 lets a browser test change how the
+//! fake answers one credential: `PUT /credentials/{api key}` with `{"status": 401,
+//! "message": "…"}` (status 200 restores the normal answer). Its address is the second line
+//! on stdout.
 
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -17,9 +22,10 @@ use std::time::Duration;
 use proxy::testing::{DEFAULT_DELTAS, FakeUpstream, Script};
 
 /// The flags that take a value.
-const FLAGS: [&str; 4] = ["--port", "--delay-ms", "--event-delay-ms", "--deltas"];
+const FLAGS: [&str; 5] = ["--port", "--delay-ms", "--event-delay-ms", "--deltas", "--control-port"];
 
-const USAGE: &str = "usage: fake-upstream [--port N] [--delay-ms MS] [--event-delay-ms MS] [--deltas N]";
+const USAGE: &str =
+    "usage: fake-upstream [--port N] [--delay-ms MS] [--event-delay-ms MS] [--deltas N] [--control-port N]";
 
 /// Command-line options.
 #[derive(Debug, Default)]
@@ -32,6 +38,8 @@ struct Options {
     event_delay_ms: u64,
     /// Text deltas per stream; the default when absent.
     deltas: Option<usize>,
+    /// Port of the control listener; none when absent.
+    control_port: Option<u16>,
 }
 
 impl Options {
@@ -52,6 +60,7 @@ impl Options {
                 "--delay-ms" => options.delay_ms = value.parse().map_err(invalid)?,
                 "--event-delay-ms" => options.event_delay_ms = value.parse().map_err(invalid)?,
                 "--deltas" => options.deltas = Some(value.parse().map_err(invalid)?),
+                "--control-port" => options.control_port = Some(value.parse().map_err(invalid)?),
                 _ => return Err(format!("unknown argument {flag:?}\n{USAGE}")),
             }
         }
@@ -91,9 +100,44 @@ async fn run(options: &Options) -> io::Result<()> {
     fake.set_recording(false);
     fake.set_default(options.script());
     print_line(&fake.addr().to_string())?;
+    if let Some(port) = options.control_port {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+        print_line(&listener.local_addr()?.to_string())?;
+        let control = axum::Router::new()
+            .route("/credentials/{credential}", axum::routing::put(set_answer))
+            .with_state((fake.clone(), options.script()));
+        tokio::spawn(async move { axum::serve(listener, control).await });
+    }
     tokio::signal::ctrl_c().await?;
     fake.shutdown().await;
     Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    status: u16,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Sets how the fake answers one credential from now on.
+async fn set_answer(
+    axum::extract::State((fake, normal)): axum::extract::State<(FakeUpstream, Script)>,
+    axum::extract::Path(credential): axum::extract::Path<String>,
+    axum::Json(answer): axum::Json<Answer>,
+) -> axum::http::StatusCode {
+    let script = match answer.status {
+        200 => normal,
+        status => {
+            let script = Script::status_code(status);
+            match answer.message {
+                Some(message) => script.error_message(message),
+                None => script,
+            }
+        }
+    };
+    fake.set_default_for(credential, script);
+    axum::http::StatusCode::NO_CONTENT
 }
 
 /// Writes one line to stdout and flushes it, so a parent reading the address sees it at once.
@@ -115,6 +159,7 @@ mod tests {
     fn parses_flags_and_rejects_unknown_ones() {
         let options = parse(&["--port", "18081", "--delay-ms", "50", "--deltas", "2"]).unwrap().unwrap();
         assert_eq!((options.port, options.delay_ms, options.event_delay_ms, options.deltas), (18081, 50, 0, Some(2)));
+        assert_eq!(parse(&["--control-port", "0"]).unwrap().unwrap().control_port, Some(0));
         assert!(parse(&["--help"]).unwrap().is_none());
         assert!(parse(&["--bogus"]).unwrap_err().starts_with("unknown argument \"--bogus\""));
         assert!(parse(&["--port"]).unwrap_err().starts_with("--port needs a value"));

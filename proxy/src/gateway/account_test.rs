@@ -50,14 +50,20 @@ impl Gateway {
             "messages": [{"role": "user", "content": TEST_PROMPT}],
         });
         let started = Instant::now();
-        let request = self
-            .http
+        let mut result =
+            AccountTestResult { success: false, status: None, model, latency_ms: 0, text: String::new(), error: None };
+        let client = match self.client_for(account) {
+            Ok(client) => client,
+            Err(e) => {
+                result.error = Some(format!("the account's proxy cannot be used: {}", e.without_url()));
+                return Ok(result);
+            }
+        };
+        let request = client
             .post(anthropic::url(account, &self.config.anthropic_base_url, "/v1/messages", None))
             .headers(anthropic::headers(&HeaderMap::new(), account))
             .body(body.to_string())
             .timeout(TEST_TIMEOUT);
-        let mut result =
-            AccountTestResult { success: false, status: None, model, latency_ms: 0, text: String::new(), error: None };
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {

@@ -228,6 +228,7 @@ pub(super) mod tests_support {
             rate_limit_reset_at: None,
             overload_until: None,
             last_used_at: None,
+            proxy: None,
         }
     }
 }

@@ -17,6 +17,7 @@ use super::sink::Sink;
 use super::{Gateway, error_response, read_body, request_id};
 use crate::auth::{self, Caller};
 use crate::error::{Protocol, ProxyError};
+use crate::snapshot::{GroupEntry, Snapshot};
 use crate::sticky;
 
 /// A refused request's body is read up to this much (and this long) before answering.
@@ -217,6 +218,24 @@ fn responses_subpath(endpoint: Endpoint, uri: &http::Uri) -> String {
 /// name theirs (patterns left out); when none does, the built-in list. One body that both
 /// the Anthropic (`type`, `display_name`, `has_more`) and OpenAI (`object`, `owned_by`)
 /// SDKs read.
+/// What `GET /v1/models` lists for a group: the model names its accounts map (wildcards
+/// left out), or the built-in list of its platform (`true`) when no account names any.
+pub(crate) fn group_models<'a>(snap: &'a Snapshot, group: &GroupEntry) -> (Vec<(&'a str, &'a str)>, bool) {
+    let built_in = match group.platform {
+        domain::Platform::Openai => BUILT_IN_OPENAI_MODELS,
+        _ => BUILT_IN_MODELS,
+    };
+    let named: BTreeSet<&str> = group
+        .account_ids
+        .iter()
+        .filter_map(|id| snap.accounts.get(id))
+        .flat_map(|a| a.model_mapping.keys())
+        .map(String::as_str)
+        .filter(|m| !m.ends_with('*'))
+        .collect();
+    if named.is_empty() { (built_in.to_vec(), true) } else { (named.into_iter().map(|m| (m, m)).collect(), false) }
+}
+
 pub(super) async fn models_handler(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let rid = request_id(req.headers());
     let caller = match authenticate(&gw, &req) {
@@ -228,22 +247,13 @@ pub(super) async fn models_handler(State(gw): State<Arc<Gateway>>, req: Request)
             return error_response(protocol, &e, &rid);
         }
     };
-    let (built_in, owner) = match caller.group.platform {
-        domain::Platform::Openai => (BUILT_IN_OPENAI_MODELS, "openai"),
-        _ => (BUILT_IN_MODELS, "anthropic"),
+    let owner = match caller.group.platform {
+        domain::Platform::Openai => "openai",
+        _ => "anthropic",
     };
     let snap = gw.snapshot.current();
     let group = snap.groups.get(&caller.group.id).unwrap_or(&caller.group);
-    let named: BTreeSet<&str> = group
-        .account_ids
-        .iter()
-        .filter_map(|id| snap.accounts.get(id))
-        .flat_map(|a| a.model_mapping.keys())
-        .map(String::as_str)
-        .filter(|m| !m.ends_with('*'))
-        .collect();
-    let models: Vec<(&str, &str)> =
-        if named.is_empty() { built_in.to_vec() } else { named.into_iter().map(|m| (m, m)).collect() };
+    let (models, _) = group_models(&snap, group);
     let data: Vec<Value> = models
         .iter()
         .map(|(id, name)| {

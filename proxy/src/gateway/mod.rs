@@ -33,12 +33,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::cooldown::CooldownConfig;
 use crate::error::{Protocol, ProxyError};
+use crate::outbound::{self, ProxiedClients};
 use crate::schedule::Live;
 use crate::snapshot::SnapshotCell;
 use crate::usage_writer::UsageWriter;
 
 /// The bundled LiteLLM price catalogue (see `proxy/data/README.md`).
 const BUNDLED_PRICES: &str = include_str!("../../data/model_prices.json");
+/// Where the bundled prices come from, for the admin UI (keep in step with the README).
+pub const PRICE_SOURCE: &str = "LiteLLM 1.110.2 catalogue, bundled (extracted 2026-11-26)";
 
 pub const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-sub2api-overhead-ms");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -91,13 +94,46 @@ impl Default for GatewayConfig {
     }
 }
 
+/// The relay tunables in force for one request: the configuration file, overridden by what
+/// an administrator stored in the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tunables {
+    pub max_account_switches: u32,
+    pub sticky_ttl: Duration,
+    pub wait_timeout: Duration,
+    pub max_extra_waiters: u32,
+    pub cooldown: CooldownConfig,
+}
+
+impl GatewayConfig {
+    pub fn tunables(&self, stored: &domain::settings::GatewayOverrides) -> Tunables {
+        Tunables {
+            max_account_switches: stored.max_account_switches.unwrap_or(self.max_account_switches),
+            sticky_ttl: stored.sticky_ttl_seconds.map_or(self.sticky_ttl, Duration::from_secs),
+            wait_timeout: stored.wait_timeout_seconds.map_or(self.wait_timeout, Duration::from_secs),
+            max_extra_waiters: stored.max_extra_waiters.unwrap_or(self.max_extra_waiters),
+            cooldown: CooldownConfig {
+                fallback_cooldown_seconds: stored
+                    .fallback_cooldown_seconds
+                    .unwrap_or(self.cooldown.fallback_cooldown_seconds),
+                overload_cooldown_minutes: stored
+                    .overload_cooldown_minutes
+                    .unwrap_or(self.cooldown.overload_cooldown_minutes),
+            },
+        }
+    }
+}
+
 /// Everything the relay shares across requests.
 pub struct Gateway {
     pub config: GatewayConfig,
     pub snapshot: Arc<SnapshotCell>,
     pub coord: Arc<dyn Coordinator>,
     store: Store,
+    /// The client for accounts without an outbound proxy.
     http: reqwest::Client,
+    /// The clients for accounts behind an outbound proxy, one per proxy.
+    proxied: ProxiedClients,
     usage: UsageWriter,
     prices: PriceTable,
     /// When this instance last picked each account, for least-recently-used order between
@@ -118,12 +154,7 @@ impl Gateway {
         store: Store,
         usage: UsageWriter,
     ) -> anyhow::Result<Gateway> {
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .connect_timeout(Duration::from_secs(10))
-            .build()?;
+        let http = outbound::client_builder().build()?;
         let prices: PriceTable = serde_json::from_str(BUNDLED_PRICES)?;
         Ok(Gateway {
             config,
@@ -131,6 +162,7 @@ impl Gateway {
             coord,
             store,
             http,
+            proxied: ProxiedClients::default(),
             usage,
             prices,
             last_used: Mutex::new(HashMap::new()),
@@ -198,6 +230,26 @@ impl Gateway {
         }
     }
 
+    /// The tunables in force now. They travel with the snapshot, so a settings change
+    /// reaches every instance with the reload that follows it.
+    pub fn tunables(&self) -> Tunables {
+        self.config.tunables(&self.snapshot.current().settings)
+    }
+
+    /// The models `GET /v1/models` lists for `group_id` right now, and whether that is the
+    /// platform's built-in list; `None` for an unknown group.
+    pub fn group_models(&self, group_id: i64) -> Option<(Vec<String>, bool)> {
+        let snap = self.snapshot.current();
+        let group = snap.groups.get(&group_id)?;
+        let (models, built_in) = messages::group_models(&snap, group);
+        Some((models.into_iter().map(|(id, _)| id.to_owned()).collect(), built_in))
+    }
+
+    /// The price table usage is billed with.
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
+    }
+
     /// Tells the other instances to reload (a no-op without Redis).
     pub async fn announce_change(&self) {
         if let Err(e) = self.coord.announce_change().await {
@@ -233,6 +285,13 @@ impl Gateway {
                 (*id, live)
             })
             .collect()
+    }
+
+    /// The client that carries `account`'s upstream traffic: through its proxy, or direct.
+    /// A proxied client is built once per proxy and then shared.
+    fn client_for(&self, account: &crate::snapshot::AccountEntry) -> reqwest::Result<reqwest::Client> {
+        let Some(target) = account.proxy.as_deref() else { return Ok(self.http.clone()) };
+        self.proxied.get(target, |t| self.snapshot.current().proxies.values().any(|p| **p == *t))
     }
 
     fn note_used(&self, account_id: i64, at: OffsetDateTime) {

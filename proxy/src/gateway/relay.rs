@@ -222,8 +222,10 @@ enum Stop {
 
 async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
     let cfg = &gw.config;
+    // Read once: a settings change applies from the next request on, never halfway through.
+    let tuned = gw.tunables();
     let mut waiting =
-        Waiting { gw, job, deadline: job.started + cfg.wait_timeout, next_ping: Instant::now() + cfg.ping_interval };
+        Waiting { gw, job, deadline: job.started + tuned.wait_timeout, next_ping: Instant::now() + cfg.ping_interval };
 
     // The user's and the key's own limits come first: a caller over its limit waits without
     // holding an account slot.
@@ -376,7 +378,7 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
                 }
                 excluded.insert(account.id);
                 drop(slot);
-                if switches >= cfg.max_account_switches {
+                if switches >= tuned.max_account_switches {
                     let retry = earliest_cooldown.map(|t| cooldown::retry_after_secs(t, OffsetDateTime::now_utc()));
                     return fail(sink, rec, job, ProxyError::exhausted(last_status, retry)).await;
                 }
@@ -429,8 +431,9 @@ async fn fail(sink: &mut Sink, rec: &mut Record, job: &Job, err: ProxyError) {
 /// Takes a place in the wait queue of `key`. `Err`: the queue is full. A coordinator
 /// failure lets the request wait without a ticket.
 async fn enter_queue(gw: &Gateway, key: &str, limit: u32) -> Result<Option<QueueGuard>, ()> {
-    let max_waiters = limit.saturating_add(gw.config.max_extra_waiters);
-    let ttl = gw.config.wait_timeout + Duration::from_secs(5);
+    let tuned = gw.tunables();
+    let max_waiters = limit.saturating_add(tuned.max_extra_waiters);
+    let ttl = tuned.wait_timeout + Duration::from_secs(5);
     match gw.coord.try_enter_queue(key, max_waiters, ttl).await {
         Ok(Some(ticket)) => Ok(Some(QueueGuard::new(Arc::clone(&gw.coord), ticket))),
         Ok(None) => Err(()),
@@ -522,14 +525,19 @@ async fn attempt(
 ) -> Attempt {
     let cfg = &gw.config;
     let path = job.upstream_endpoint().path(&job.subpath);
+    let client = match gw.client_for(account) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(account_id = account.id, error = %e.without_url(), "no client for the account's proxy");
+            return transport_failure(account, TransportFailure::Connect, gw);
+        }
+    };
     let request = match account.platform {
-        domain::Platform::Openai => gw
-            .http
+        domain::Platform::Openai => client
             .post(openai::url(account, &cfg.openai_base_url, &path))
             .headers(openai::headers(&job.headers, account))
             .body(openai::body(&job.body, &job.model, upstream_model, force_usage(job))),
-        _ => gw
-            .http
+        _ => client
             .post(anthropic::url(account, &cfg.anthropic_base_url, &path, job.query.as_deref()))
             .headers(anthropic::headers(&job.headers, account))
             .body(anthropic::body(&job.body, &job.model, upstream_model)),
@@ -542,6 +550,14 @@ async fn attempt(
     rec.upstream_wait += sent.elapsed();
     let failure = match outcome {
         Ok(Ok(response)) if response.status().is_success() => return Attempt::Success(response),
+        // The account's proxy refused the gateway's credentials: a proxy problem, not the
+        // account's, so it is tried elsewhere and the account is not marked.
+        Ok(Ok(response))
+            if account.proxy.is_some() && response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED =>
+        {
+            tracing::warn!(account_id = account.id, "the account's proxy refused its credentials (407)");
+            return transport_failure(account, TransportFailure::Connect, gw);
+        }
         Ok(Ok(response)) => response,
         Ok(Err(e)) => {
             tracing::warn!(account_id = account.id, error = %e.without_url(), "upstream request failed");
@@ -562,7 +578,7 @@ async fn attempt(
         account.platform,
         &UpstreamFailure::Http { status, headers: &headers, body: &body },
         OffsetDateTime::now_utc(),
-        &cfg.cooldown,
+        &gw.tunables().cooldown,
     );
     match verdict.disposition {
         Disposition::Failover => {
@@ -603,7 +619,7 @@ fn transport_failure(account: &AccountEntry, kind: TransportFailure, gw: &Gatewa
         account.platform,
         &UpstreamFailure::Transport(kind),
         OffsetDateTime::now_utc(),
-        &gw.config.cooldown,
+        &gw.tunables().cooldown,
     );
     Attempt::Failed { status: None, health: verdict.health }
 }
@@ -854,7 +870,7 @@ async fn forward_whole(
 }
 
 async fn bind_session(gw: &Gateway, key: &str, account_id: i64, already_bound: bool) {
-    let ttl = gw.config.sticky_ttl;
+    let ttl = gw.tunables().sticky_ttl;
     let result = if already_bound {
         gw.coord.touch_sticky(key, ttl).await.map(|_| ())
     } else {

@@ -1,6 +1,7 @@
 //! Test support for the gateway, compiled only with the `testing` feature: a scripted fake
 //! upstream ([`FakeUpstream`]) that speaks the Anthropic and OpenAI wire formats over real
-//! HTTP, with per-request faults and a journal of what it received.
+//! HTTP, with per-request faults and a journal of what it received; and a counting HTTP
+//! forward proxy ([`ForwardProxy`]) for accounts that use an outbound proxy.
 //!
 //! Nothing here is used by the gateway itself; integration tests, benchmarks and the
 //! `fake-upstream` binary are its only users.
@@ -18,11 +19,13 @@
 //! ```
 
 mod fake_upstream;
+mod forward_proxy;
 mod journal;
 mod script;
 mod wire;
 
 pub use fake_upstream::FakeUpstream;
+pub use forward_proxy::ForwardProxy;
 pub use journal::RecordedRequest;
 pub use script::{DEFAULT_DELTAS, DEFAULT_TEXT, DEFAULT_USAGE, Script};
 pub use wire::Protocol;

@@ -1,13 +1,22 @@
 //! Server functions: the only way the pages read or change server state. Each body runs on
 //! the server, checks the session, and calls into `service`.
 
-use domain::{DashboardStats, UserView};
+use domain::UserView;
 use leptos::prelude::*;
 
 use crate::AppError;
 
+pub mod accounts;
+pub mod dashboard;
+pub mod groups;
+pub mod models;
+pub mod proxies;
+pub mod settings;
+pub mod usage;
+pub mod users;
+
 #[cfg(feature = "ssr")]
-mod ssr {
+pub(crate) mod ssr {
     use domain::UserView;
     use leptos::prelude::*;
     use tower_sessions::Session;
@@ -77,12 +86,6 @@ pub async fn logout() -> Result<(), AppError> {
 pub async fn current_admin() -> Result<Option<UserView>, AppError> {
     let state = ssr::state()?;
     crate::service::auth::session_admin(&state.store, &ssr::session().await?).await
-}
-
-#[server]
-pub async fn get_dashboard_stats() -> Result<DashboardStats, AppError> {
-    let (state, _) = ssr::require_admin().await?;
-    crate::service::dashboard_stats(&state.store).await
 }
 
 /// Display prefix of the admin API key, if one is set.
