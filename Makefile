@@ -48,6 +48,7 @@ sdk-test:
 	CARGO=$(CARGO) scripts/sdk-tests.sh
 
 e2e: build
+	$(CARGO) build --release -p proxy --features testing --bin fake-upstream
 	rm -rf end2end/test-results
 	cd end2end && { status=0; npx playwright test || status=$$?; node summary.js || status=1; exit $$status; }
 

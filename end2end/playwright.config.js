@@ -12,6 +12,13 @@ const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sub2api-e2e-'));
 const configFile = path.join(dataDir, 'config.yaml');
 fs.writeFileSync(configFile, '');
 const bin = process.env.SUB2API_BIN || path.join(root, 'target/release/sub2api');
+// The scripted fake upstream the test's accounts point at, and its control port (the test
+// makes it answer 401 for one credential).
+const fakeBin = process.env.FAKE_UPSTREAM_BIN || path.join(root, 'target/release/fake-upstream');
+const fakePort = process.env.E2E_FAKE_PORT || '3911';
+const fakeControlPort = process.env.E2E_FAKE_CONTROL_PORT || '3912';
+process.env.E2E_FAKE_URL = `http://127.0.0.1:${fakePort}`;
+process.env.E2E_FAKE_CONTROL_URL = `http://127.0.0.1:${fakeControlPort}`;
 
 module.exports = defineConfig({
   testDir: './tests',
@@ -32,7 +39,14 @@ module.exports = defineConfig({
       ],
     },
   },
-  webServer: {
+  webServer: [{
+    command: `${fakeBin} --port ${fakePort} --control-port ${fakeControlPort}`,
+    port: Number(fakePort),
+    timeout: 30_000,
+    reuseExistingServer: false,
+    stdout: 'ignore',
+    stderr: 'pipe',
+  }, {
     command: `${bin} --config ${configFile}`,
     cwd: dataDir,
     url: `http://127.0.0.1:${port}/health`,
@@ -55,5 +69,5 @@ module.exports = defineConfig({
       SUB2API_ADMIN_PASSWORD: 'e2e-password-123',
       PATH: process.env.PATH,
     },
-  },
+  }],
 });

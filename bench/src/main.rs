@@ -23,7 +23,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,12 +33,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
+use bench::{Gateway, Proc, ms, rss_kb, spawn_gateway, stats};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 
-const ADMIN_KEY: &str = "admin-bench0123456789abcdef0123456789abcdef0123456789";
 const UPSTREAM_KEY: &str = "sk-ant-bench";
-const ENCRYPTION_KEY: &str = "5ab0f1e2d3c4b5a6978877665544332211000ffeeddccbbaa99887766554433f";
 
 struct Args {
     gateway_bin: PathBuf,
@@ -78,18 +77,6 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-/// A child process killed when dropped.
-struct Proc {
-    child: Child,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn spawn_fake(bin: &PathBuf, extra: &[&str]) -> anyhow::Result<(Proc, SocketAddr)> {
     let mut child = Command::new(bin)
         .args(extra)
@@ -102,19 +89,6 @@ fn spawn_fake(bin: &PathBuf, extra: &[&str]) -> anyhow::Result<(Proc, SocketAddr
     BufReader::new(stdout).read_line(&mut line)?;
     let addr = line.trim().parse().with_context(|| format!("fake-upstream printed {line:?}"))?;
     Ok((Proc { child }, addr))
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// The floor: a bare pass-through proxy hop (no auth, no scheduling, no accounting).
@@ -158,89 +132,25 @@ async fn spawn_floor(client: reqwest::Client, fake: SocketAddr) -> anyhow::Resul
     Ok(addr)
 }
 
-struct Gateway {
-    proc: Proc,
-    base: String,
-}
-
-async fn spawn_gateway(
-    bin: &PathBuf,
-    dir: &std::path::Path,
+/// A group with one unlimited account at `upstream`, and a key for it.
+async fn key_for(
+    gw: &Gateway,
     client: &reqwest::Client,
-    redis: Option<&str>,
-) -> anyhow::Result<Gateway> {
-    let port = free_port()?;
-    let log = std::fs::File::create(dir.join("gateway.log"))?;
-    let mut command = Command::new(std::fs::canonicalize(bin)?);
-    if let Some(url) = redis {
-        command
-            .env("REDIS_URL", url)
-            .env("SUB2API__REDIS__KEY_PREFIX", format!("sub2api-bench:{}:", std::process::id()));
-    }
-    let child = command
-        .current_dir(dir)
-        .env("SUB2API__SERVER__HOST", "127.0.0.1")
-        .env("SUB2API__SERVER__PORT", port.to_string())
-        .env("DATABASE_URL", format!("sqlite://{}/bench.db", dir.display()))
-        .env("SUB2API__SECURITY__ENCRYPTION_KEY", ENCRYPTION_KEY)
-        .env("SUB2API__LOG__LEVEL", "warn")
-        .env("SUB2API_ADMIN_EMAIL", "bench@example.com")
-        .env("SUB2API_ADMIN_PASSWORD", "bench-password-1")
-        .env("SUB2API_ADMIN_API_KEY", ADMIN_KEY)
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let gateway = Gateway { proc: Proc { child }, base: format!("http://127.0.0.1:{port}") };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if client.get(format!("{}/health", gateway.base)).send().await.is_ok_and(|r| r.status().is_success()) {
-            return Ok(gateway);
-        }
-        if Instant::now() > deadline {
-            bail!("the gateway did not become healthy; see {}", dir.join("gateway.log").display());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-impl Gateway {
-    async fn admin(&self, client: &reqwest::Client, path: &str, body: Value) -> anyhow::Result<Value> {
-        let res: Value = client
-            .post(format!("{}/api/v1/admin{path}", self.base))
-            .header("x-api-key", ADMIN_KEY)
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if res["code"] != 0 {
-            bail!("POST {path}: {res}");
-        }
-        Ok(res["data"].clone())
-    }
-
-    /// A group with one unlimited account at `upstream`, and a key for it.
-    async fn key_for(
-        &self,
-        client: &reqwest::Client,
-        name: &str,
-        upstream: SocketAddr,
-        user: i64,
-    ) -> anyhow::Result<String> {
-        let group = self.admin(client, "/groups", json!({"name": name, "platform": "anthropic"})).await?["id"].clone();
-        self.admin(
-            client,
-            "/accounts",
-            json!({"name": name, "platform": "anthropic", "type": "apikey", "concurrency": 0,
-                   "credentials": {"api_key": UPSTREAM_KEY, "base_url": format!("http://{upstream}")},
-                   "group_ids": [group]}),
-        )
-        .await?;
-        let key =
-            self.admin(client, &format!("/users/{user}/api-keys"), json!({"name": name, "group_id": group})).await?;
-        Ok(key["key"].as_str().ok_or_else(|| anyhow!("no key in {key}"))?.to_owned())
-    }
+    name: &str,
+    upstream: SocketAddr,
+    user: i64,
+) -> anyhow::Result<String> {
+    let group = gw.admin(client, "/groups", json!({"name": name, "platform": "anthropic"})).await?["id"].clone();
+    gw.admin(
+        client,
+        "/accounts",
+        json!({"name": name, "platform": "anthropic", "type": "apikey", "concurrency": 0,
+               "credentials": {"api_key": UPSTREAM_KEY, "base_url": format!("http://{upstream}")},
+               "group_ids": [group]}),
+    )
+    .await?;
+    let key = gw.admin(client, &format!("/users/{user}/api-keys"), json!({"name": name, "group_id": group})).await?;
+    Ok(key["key"].as_str().ok_or_else(|| anyhow!("no key in {key}"))?.to_owned())
 }
 
 #[derive(Clone)]
@@ -292,25 +202,6 @@ async fn one(client: &reqwest::Client, target: &Target, payload: Bytes) -> anyho
         last = now;
     }
     Ok(Timing { first_byte: first_byte.unwrap_or_default(), total: started.elapsed(), overhead_ms, chunk_gap })
-}
-
-struct Stats {
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
-}
-
-fn stats(mut v: Vec<Duration>) -> Stats {
-    if v.is_empty() {
-        return Stats { p50: Duration::ZERO, p99: Duration::ZERO, max: Duration::ZERO };
-    }
-    v.sort_unstable();
-    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
-    Stats { p50: at(0.50), p99: at(0.99), max: v[v.len() - 1] }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
 
 async fn sequential(client: &reqwest::Client, target: &Target, n: usize, stream: bool) -> anyhow::Result<Vec<Timing>> {
@@ -380,7 +271,12 @@ async fn main() -> anyhow::Result<()> {
     let (_fake, fake) = spawn_fake(&args.fake_bin, &[])?;
     let (_slow, slow) = spawn_fake(&args.fake_bin, &["--event-delay-ms", "100", "--deltas", "20"])?;
     let floor = spawn_floor(client.clone(), fake).await?;
-    let gateway = spawn_gateway(&args.gateway_bin, &dir, &client, args.redis.as_deref()).await?;
+    let mut env = vec![("DATABASE_URL", format!("sqlite://{}/bench.db", dir.display()))];
+    if let Some(url) = &args.redis {
+        env.push(("REDIS_URL", url.clone()));
+        env.push(("SUB2API__REDIS__KEY_PREFIX", format!("sub2api-bench:{}:", std::process::id())));
+    }
+    let gateway = spawn_gateway(&args.gateway_bin, &dir, &client, &env).await?;
     let pid = gateway.proc.child.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_start = rss_kb(pid);
@@ -391,8 +287,8 @@ async fn main() -> anyhow::Result<()> {
         .await?["id"]
         .as_i64()
         .ok_or_else(|| anyhow!("no user id"))?;
-    let fast_key = gateway.key_for(&client, "fast", fake, user).await?;
-    let slow_key = gateway.key_for(&client, "slow", slow, user).await?;
+    let fast_key = key_for(&gateway, &client, "fast", fake, user).await?;
+    let slow_key = key_for(&gateway, &client, "slow", slow, user).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = rss_kb(pid);
 

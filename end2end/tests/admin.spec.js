@@ -57,6 +57,9 @@ test('sign in, read the dashboard, use hydrated controls, sign out', async ({ pa
   await page.goto('/settings');
   await expect(page.locator('body[data-hydrated]')).toBeAttached();
   await page.getByTestId('generate-admin-key').click();
+  // Replacing the key breaks automation using the old one: the page asks first.
+  await expect(page.getByTestId('confirm-dialog')).toBeVisible();
+  await page.getByTestId('confirm').click();
   const key = (await page.getByTestId('admin-api-key').textContent()).trim();
   expect(key).toMatch(/^admin-[0-9a-f]{64}$/);
   const res = await request.get('/api/v1/admin/dashboard/stats', { headers: { 'x-api-key': key } });
@@ -68,7 +71,7 @@ test('sign in, read the dashboard, use hydrated controls, sign out', async ({ pa
   // Client-side navigation through the sidebar keeps the session.
   await page.getByRole('link', { name: 'Accounts' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'Accounts' })).toBeVisible();
-  await expect(page.getByTestId('empty-state')).toBeVisible();
+  await expect(page.getByTestId('empty-row')).toBeVisible();
 
   await page.getByRole('button', { name: 'Sign out' }).click();
   await expect(page).toHaveURL(/\/login/);
