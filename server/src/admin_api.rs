@@ -218,7 +218,7 @@ async fn test_account_handler(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::from(app::AppError::Invalid(e.to_string())))?
     };
-    Ok(Envelope(accounts::test_account(&state.gateway, id, input.model).await?))
+    Ok(Envelope(accounts::test_account(&state.store, &state.gateway, id, input.model).await?))
 }
 
 async fn clear_account_error_handler(

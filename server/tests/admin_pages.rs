@@ -263,3 +263,46 @@ on_both_databases!(group_and_user_server_functions, |app| {
     let (status, _) = call::<DeleteUser>(app, None, &[("id", &uid.to_string())]).await;
     assert_eq!(status, 200);
 });
+
+// What the browser sends for an all-empty filter, an emptied text field and an emptied
+// mapping: each must mean "no filter" and "clear it", not a missing argument or "unchanged".
+on_both_databases!(browser_encodings_carry_empty_filters_and_cleared_fields, |app| {
+    use app::api::models::SaveModelMapping;
+    use app::api::settings::SaveSettings;
+    use app::api::usage::{GetUsageTotals, ListUsage};
+    use domain::settings::SettingsInput;
+    app.login_admin().await;
+
+    // A query with every filter empty encodes to no URL arguments at all.
+    let (status, totals) = call::<GetUsageTotals>(app, None, &[]).await;
+    assert_eq!((status, totals["requests"].as_i64()), (200, Some(0)), "{totals}");
+    let (status, rows) = call::<ListUsage>(app, None, &[]).await;
+    assert_eq!((status, rows["total"].as_i64()), (200, Some(0)), "{rows}");
+
+    let settings = |url: &str| SaveSettings {
+        input: SettingsInput { public_base_url: Some(url.to_owned()), ..SettingsInput::default() },
+    };
+    let body = |s: SaveSettings| Some(serde_json::to_value(s).unwrap());
+    let (status, saved) = call::<SaveSettings>(app, body(settings("https://gw.example")), &[]).await;
+    assert_eq!((status, saved["public_base_url"].as_str()), (200, Some("https://gw.example")), "{saved}");
+    let (status, saved) = call::<SaveSettings>(app, body(settings("")), &[]).await;
+    assert_eq!((status, saved["public_base_url"].as_str()), (200, Some("")), "emptied means cleared: {saved}");
+
+    let base = app.url("");
+    let group = admin_at(&app.client, &base, "POST", "/groups", json!({"name": "g", "platform": "anthropic"})).await;
+    let account = admin_at(
+        &app.client,
+        &base,
+        "POST",
+        "/accounts",
+        json!({"name": "a", "platform": "anthropic", "type": "apikey", "credentials": {"api_key": "sk-ant-x"},
+               "group_ids": [group["id"]], "model_mapping": {"claude-sonnet-4-5": "claude-sonnet-4-5-20250929"}}),
+    )
+    .await;
+    let id = account["id"].as_i64().unwrap();
+    let cleared = SaveModelMapping { account_id: id, mapping: Default::default() };
+    let (status, res) = call::<SaveModelMapping>(app, Some(serde_json::to_value(cleared).unwrap()), &[]).await;
+    assert_eq!(status, 200, "{res}");
+    let after = admin_at(&app.client, &base, "GET", &format!("/accounts/{id}"), Value::Null).await;
+    assert_eq!(after["model_mapping"], json!({}), "{after}");
+});

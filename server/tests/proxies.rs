@@ -252,6 +252,7 @@ async fn call<F: ServerFn>(app: &TestApp, body: Option<Value>, form: &[(&str, &s
 }
 
 proxy_test!(the_page_and_its_server_functions_work_for_admins_only, |db| {
+    use app::api::accounts::TestAccount;
     use app::api::proxies::{CreateProxy, DeleteProxy, ListProxies, SetProbeUrl, TestProxy, UpdateProxy};
 
     let s = Setup::start(db).await;
@@ -270,7 +271,7 @@ proxy_test!(the_page_and_its_server_functions_work_for_admins_only, |db| {
     let (status, error) = call::<UpdateProxy>(&s.app, Some(json!({"id": id, "input": {"port": 0}})), &[]).await;
     assert_eq!(status, 400, "validation errors are the caller's to fix");
     assert!(error["Invalid"].as_str().unwrap().starts_with("port:"), "{error}");
-    s.account("sk-ant-proxied", Some(id), 50).await;
+    let account = s.account("sk-ant-proxied", Some(id), 50).await;
 
     let html = s.app.client.get(s.app.url("/proxies")).send().await.unwrap().text().await.unwrap();
     assert!(!html.contains(PROXY_PASSWORD), "the page never carries the password");
@@ -291,6 +292,12 @@ proxy_test!(the_page_and_its_server_functions_work_for_admins_only, |db| {
     // Nothing listens there: the test reports an error, not a server failure.
     let (status, result) = call::<TestProxy>(&s.app, None, &[("id", &id.to_string())]).await;
     assert_eq!((status, result["ok"].as_bool()), (200, Some(false)), "{result}");
+    // A disabled proxy takes its accounts out of service; testing one says so.
+    let disable = json!({"id": id, "input": {"status": "disabled"}});
+    assert_eq!(call::<UpdateProxy>(&s.app, Some(disable), &[]).await.0, 200);
+    let (status, error) = call::<TestAccount>(&s.app, None, &[("id", &account.to_string())]).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(error["Invalid"].as_str().unwrap().contains("proxy is disabled or missing"), "{error}");
     let (status, _) = call::<DeleteProxy>(&s.app, None, &[("id", &id.to_string())]).await;
     assert_eq!(status, 200);
     let (status, listed) = call::<ListProxies>(&s.app, None, &[]).await;

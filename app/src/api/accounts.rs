@@ -10,7 +10,7 @@ use crate::AppError;
 
 // Reads are GETs: the server reloads the gateway's snapshot after every other request.
 #[server(input = GetUrl)]
-pub async fn query_accounts(query: AccountQuery) -> Result<Page<AccountView>, AppError> {
+pub async fn query_accounts(#[server(default)] query: AccountQuery) -> Result<Page<AccountView>, AppError> {
     let (state, _) = super::ssr::require_admin().await?;
     crate::service::accounts::query_accounts(&state.store, &state.gateway, &query).await
 }
@@ -43,7 +43,7 @@ pub async fn delete_account(id: i64) -> Result<(), AppError> {
 #[server]
 pub async fn test_account(id: i64) -> Result<AccountTestResult, AppError> {
     let (state, _) = super::ssr::require_admin().await?;
-    crate::service::accounts::test_account(&state.gateway, id, None).await
+    crate::service::accounts::test_account(&state.store, &state.gateway, id, None).await
 }
 
 #[server]

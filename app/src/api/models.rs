@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use domain::models::{ModelsOverview, PriceRow};
 use leptos::prelude::*;
-use leptos::server_fn::codec::GetUrl;
+use leptos::server_fn::codec::{GetUrl, Json};
 
 use crate::AppError;
 
@@ -20,7 +20,8 @@ pub async fn search_prices(query: String) -> Result<Vec<PriceRow>, AppError> {
     Ok(crate::service::models::search_prices(&state.gateway, &query))
 }
 
-#[server]
+// JSON, not a form: a form sends nothing for an empty mapping, which clears it.
+#[server(input = Json)]
 pub async fn save_model_mapping(account_id: i64, mapping: BTreeMap<String, String>) -> Result<(), AppError> {
     let (state, user) = super::ssr::require_admin().await?;
     crate::service::models::set_mapping(&state.store, &state.secrets, account_id, mapping).await?;

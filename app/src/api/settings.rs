@@ -2,7 +2,7 @@
 
 use domain::settings::{PasswordChange, Settings, SettingsInput};
 use leptos::prelude::*;
-use leptos::server_fn::codec::GetUrl;
+use leptos::server_fn::codec::{GetUrl, Json};
 
 use crate::AppError;
 
@@ -12,7 +12,9 @@ pub async fn get_settings() -> Result<Settings, AppError> {
     crate::service::settings::get_settings(&state.store, &state.gateway.config).await
 }
 
-#[server]
+// JSON, not a form: a form cannot tell an emptied field (`Some("")`, clear it) from an
+// absent one (`None`, keep it).
+#[server(input = Json)]
 pub async fn save_settings(input: SettingsInput) -> Result<Settings, AppError> {
     let (state, user) = super::ssr::require_admin().await?;
     let saved = crate::service::settings::update_settings(&state.store, &state.gateway.config, input).await?;

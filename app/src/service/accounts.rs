@@ -282,8 +282,16 @@ pub async fn bulk_import(
         };
         n += 1;
         let sealed = seal(secrets, fields.api_key.as_deref().unwrap_or(key));
-        let row = store.create_account(&to_new(&fields, sealed, group_ids.clone())?).await?;
-        result.account_ids.push(row.id);
+        // A line that cannot be stored is reported like any other bad line, so the accounts
+        // already created are in the result and a retry of the failed lines adds no duplicates.
+        let stored = match to_new(&fields, sealed, group_ids.clone()) {
+            Ok(new) => store.create_account(&new).await.map_err(AppError::from),
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(row) => result.account_ids.push(row.id),
+            Err(e) => result.errors.push(ImportLineError { line, message: format!("not stored: {e}") }),
+        }
     }
     result.created = result.account_ids.len();
     Ok(result)
@@ -327,15 +335,28 @@ pub async fn set_schedulable(
 
 /// Sends a small prompt through the account and reports what came back.
 pub async fn test_account(
+    store: &Store,
     gateway: &Gateway,
     id: i64,
     model: Option<String>,
 ) -> Result<domain::AccountTestResult, AppError> {
     use proxy::gateway::account_test::TestError;
-    gateway.test_account(id, model).await.map_err(|e| match e {
-        TestError::NotFound => not_found(),
-        TestError::ModelNotServed(_) => AppError::Invalid(format!("model: {e}")),
-    })
+    match gateway.test_account(id, model).await {
+        Ok(result) => Ok(result),
+        Err(e @ TestError::ModelNotServed(_)) => Err(AppError::Invalid(format!("model: {e}"))),
+        // Stored but not in the gateway's snapshot: say why instead of "not found".
+        Err(TestError::NotFound) => match store.find_account(id).await? {
+            None => Err(not_found()),
+            Some(row) if row.proxy_id.is_some() => Err(AppError::Invalid(
+                "the account's proxy is disabled or missing, so the gateway does not use the account; \
+                 enable the proxy or remove it from the account"
+                    .into(),
+            )),
+            Some(_) => Err(AppError::Invalid(
+                "the gateway cannot open this account's stored credential (see the server log); save it again".into(),
+            )),
+        },
+    }
 }
 
 fn dedup(mut ids: Vec<i64>) -> Vec<i64> {
