@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end tests of the Anthropic- and OpenAI-compatible routes with the official `anthropic`
-# and `openai` Python SDKs as clients (sdk-tests/): the real sub2api binary relays to the fake
-# upstream.
+# End-to-end tests of the Anthropic-, OpenAI- and Gemini-compatible routes with the official
+# `anthropic`, `openai` and `google-genai` Python SDKs as clients (sdk-tests/): the real sub2api
+# binary relays to the fake upstream.
 #   1. a venv in target/sdk-venv, (re)installing sdk-tests/requirements.txt only when it changed,
 #      and the pinned Codex CLI in sdk-tests/codex (npm ci, only when missing or changed);
 #   2. the debug binaries sub2api and fake-upstream;

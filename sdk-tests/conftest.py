@@ -263,6 +263,7 @@ def _gateway_env(tmp: Path, port: int, fake_url: str) -> dict[str, str]:
             # Accounts name their base URL; should one not, it must still not leave the host.
             "SUB2API__GATEWAY__ANTHROPIC_BASE_URL": fake_url,
             "SUB2API__GATEWAY__OPENAI_BASE_URL": fake_url,
+            "SUB2API__GATEWAY__GEMINI_BASE_URL": fake_url,
             "NO_COLOR": "1",
         }
     )

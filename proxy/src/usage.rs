@@ -1,6 +1,6 @@
-//! Token usage extraction: reading what a response cost from Anthropic Messages and OpenAI
-//! Chat Completions / Responses bodies and SSE streams, and the SSE line splitter the stream
-//! observer uses.
+//! Token usage extraction: reading what a response cost from Anthropic Messages, OpenAI
+//! Chat Completions / Responses and Gemini bodies and SSE streams, and the SSE line splitter
+//! the stream observer uses.
 //!
 //! Everything here only *observes* bytes the gateway forwards: it never changes, holds back
 //! or reorders them, and a payload it cannot parse is skipped, not an error. It does no I/O
@@ -106,6 +106,52 @@ impl Usage {
             ResponsesEventKind::Completed | ResponsesEventKind::Incomplete => Some(event.response?.usage?.to_usage()),
             ResponsesEventKind::Other => None,
         }
+    }
+
+    /// From a Gemini `generateContent` answer or one `streamGenerateContent` chunk (its
+    /// `usageMetadata`). A JSON array of chunks (a stream without `alt=sse`) gives the last
+    /// usage it carries: stream usage is cumulative, so the last one wins. Cached prompt
+    /// tokens are inside `promptTokenCount` and billed once, as cache reads; thinking tokens
+    /// are output.
+    pub fn from_gemini(body: &[u8]) -> Option<Usage> {
+        #[derive(Deserialize)]
+        struct Chunk {
+            #[serde(rename = "usageMetadata")]
+            usage_metadata: Option<GeminiUsage>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct GeminiUsage {
+            #[serde(default)]
+            prompt_token_count: u64,
+            #[serde(default)]
+            candidates_token_count: u64,
+            #[serde(default)]
+            cached_content_token_count: u64,
+            #[serde(default)]
+            thoughts_token_count: u64,
+        }
+        // The array first: a struct would also accept an array, positionally.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Body {
+            Chunks(Vec<Chunk>),
+            One(Chunk),
+        }
+        if !contains_quoted(body, "usageMetadata") {
+            return None;
+        }
+        let usage = match serde_json::from_slice::<Body>(body).ok()? {
+            Body::One(chunk) => chunk.usage_metadata?,
+            Body::Chunks(chunks) => chunks.into_iter().rev().find_map(|c| c.usage_metadata)?,
+        };
+        let cached = usage.cached_content_token_count;
+        Some(Usage {
+            input_tokens: usage.prompt_token_count.saturating_sub(cached),
+            output_tokens: usage.candidates_token_count.saturating_add(usage.thoughts_token_count),
+            cache_read_tokens: cached,
+            ..Usage::default()
+        })
     }
 
     /// OpenAI counts cached tokens inside the prompt; the gateway bills them separately.
@@ -802,6 +848,28 @@ mod tests {
         let mut buffer = SseLineBuffer::new(16);
         let got = events(&mut buffer, &[b"data: 0123456789\ndata: 0123456789\n\ndata: ok\n\n"]);
         assert_eq!(got, vec![ev(None, "ok")]);
+    }
+
+    #[test]
+    fn gemini_usage_counts_cached_tokens_once_and_thoughts_as_output() {
+        let body = br#"{"candidates":[{"content":{"parts":[{"text":"hi \"usageMetadata\""}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1200,"candidatesTokenCount":80,"totalTokenCount":1330,"cachedContentTokenCount":1000,"thoughtsTokenCount":50},"modelVersion":"gemini-2.5-flash"}"#;
+        let u = Usage::from_gemini(body).unwrap();
+        assert_eq!((u.input_tokens, u.cache_read_tokens, u.output_tokens), (200, 1000, 130));
+        assert_eq!((u.cache_creation_tokens, u.cache_creation_5m_tokens, u.cache_creation_1h_tokens), (0, 0, 0));
+
+        let plain = br#"{"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":3}}"#;
+        let u = Usage::from_gemini(plain).unwrap();
+        assert_eq!((u.input_tokens, u.cache_read_tokens, u.output_tokens), (7, 0, 3));
+
+        // A stream without alt=sse is one JSON array; its last usage is the total.
+        let array = br#"[{"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":1}},{"candidates":[]},{"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":6}}]"#;
+        assert_eq!(Usage::from_gemini(array).map(|u| u.output_tokens), Some(6));
+        let single = br#"[{"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":1}}]"#;
+        assert_eq!(Usage::from_gemini(single).map(|u| (u.input_tokens, u.output_tokens)), Some((2, 1)));
+
+        assert_eq!(Usage::from_gemini(br#"{"candidates":[{"content":{"parts":[{"text":"x"}]}}]}"#), None);
+        assert_eq!(Usage::from_gemini(br#"{"text":"mentions \"usageMetadata\" only"}"#), None);
+        assert_eq!(Usage::from_gemini(b"not json \"usageMetadata\""), None);
     }
 
     #[test]

@@ -182,6 +182,8 @@ pub struct GatewayConfig {
     pub anthropic_base_url: String,
     /// Used by OpenAI accounts without their own base URL.
     pub openai_base_url: String,
+    /// Used by Gemini accounts without their own base URL.
+    pub gemini_base_url: String,
 }
 
 impl Default for GatewayConfig {
@@ -201,6 +203,7 @@ impl Default for GatewayConfig {
             usage_queue_size: 4096,
             anthropic_base_url: d.anthropic_base_url,
             openai_base_url: d.openai_base_url,
+            gemini_base_url: d.gemini_base_url,
         }
     }
 }
@@ -241,6 +244,7 @@ impl Config {
             slot_ttl: Duration::from_secs(g.slot_ttl_seconds.max(1)),
             anthropic_base_url: g.anthropic_base_url.clone(),
             openai_base_url: g.openai_base_url.clone(),
+            gemini_base_url: g.gemini_base_url.clone(),
             cooldown: proxy::cooldown::CooldownConfig {
                 fallback_cooldown_seconds: self.rate_limit.fallback_cooldown_seconds,
                 overload_cooldown_minutes: self.rate_limit.overload_cooldown_minutes,

@@ -1,6 +1,7 @@
 //! The admin "test this account" request: one small streamed prompt through that account
-//! alone, outside scheduling and slots. A success also returns an account in the error state
-//! to service (the credential evidently works again).
+//! alone (Messages, or `streamGenerateContent` for a Gemini account), outside scheduling and
+//! slots. A success also returns an account in the error state to service (the credential
+//! evidently works again).
 
 use std::time::{Duration, Instant};
 
@@ -9,11 +10,13 @@ use futures_util::StreamExt;
 use http::HeaderMap;
 use serde_json::json;
 
-use super::{Gateway, anthropic};
+use super::{Gateway, anthropic, gemini};
 use crate::schedule::map_model;
 use crate::usage::SseLineBuffer;
 
 const DEFAULT_TEST_MODEL: &str = "claude-sonnet-4-5";
+/// The default for Gemini accounts, which are tested on `streamGenerateContent`.
+const DEFAULT_GEMINI_TEST_MODEL: &str = "gemini-2.5-flash";
 const TEST_PROMPT: &str = "Reply with one short friendly sentence.";
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest answer text kept.
@@ -29,26 +32,34 @@ pub enum TestError {
 
 impl Gateway {
     /// Sends a test prompt through account `id` with `model` (default: the first model its
-    /// mapping names, else a current Claude model).
+    /// mapping names, else a current model of its platform).
     pub async fn test_account(&self, id: i64, model: Option<String>) -> Result<AccountTestResult, TestError> {
         let snap = self.snapshot.current();
         let account = snap.accounts.get(&id).ok_or(TestError::NotFound)?;
+        let is_gemini = account.platform == domain::Platform::Gemini;
         let model = model.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| {
             account
                 .model_mapping
                 .keys()
                 .find(|k| !k.ends_with('*'))
                 .cloned()
-                .unwrap_or_else(|| DEFAULT_TEST_MODEL.into())
+                .unwrap_or_else(|| if is_gemini { DEFAULT_GEMINI_TEST_MODEL } else { DEFAULT_TEST_MODEL }.into())
         });
         let upstream_model =
             map_model(&account.model_mapping, &model).ok_or_else(|| TestError::ModelNotServed(model.clone()))?;
-        let body = json!({
-            "model": upstream_model,
-            "max_tokens": 64,
-            "stream": true,
-            "messages": [{"role": "user", "content": TEST_PROMPT}],
-        });
+        let body = if is_gemini {
+            json!({
+                "contents": [{"role": "user", "parts": [{"text": TEST_PROMPT}]}],
+                "generationConfig": {"maxOutputTokens": 64},
+            })
+        } else {
+            json!({
+                "model": upstream_model,
+                "max_tokens": 64,
+                "stream": true,
+                "messages": [{"role": "user", "content": TEST_PROMPT}],
+            })
+        };
         let started = Instant::now();
         let mut result =
             AccountTestResult { success: false, status: None, model, latency_ms: 0, text: String::new(), error: None };
@@ -59,11 +70,17 @@ impl Gateway {
                 return Ok(result);
             }
         };
-        let request = client
-            .post(anthropic::url(account, &self.config.anthropic_base_url, "/v1/messages", None))
-            .headers(anthropic::headers(&HeaderMap::new(), account))
-            .body(body.to_string())
-            .timeout(TEST_TIMEOUT);
+        let request = if is_gemini {
+            let path = format!("/v1beta/models/{upstream_model}:streamGenerateContent");
+            client
+                .post(gemini::url(account, &self.config.gemini_base_url, &path, Some("alt=sse")))
+                .headers(gemini::headers(&HeaderMap::new(), account))
+        } else {
+            client
+                .post(anthropic::url(account, &self.config.anthropic_base_url, "/v1/messages", None))
+                .headers(anthropic::headers(&HeaderMap::new(), account))
+        };
+        let request = request.body(body.to_string()).timeout(TEST_TIMEOUT);
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -93,12 +110,14 @@ impl Gateway {
             };
             lines.push(&chunk, |event| {
                 let Ok(value) = serde_json::from_slice::<serde_json::Value>(event.data) else { return };
-                if let Some(text) = value.pointer("/delta/text").and_then(|t| t.as_str())
+                // Anthropic `content_block_delta`, or a Gemini chunk's first part.
+                let text = value.pointer("/delta/text").or_else(|| value.pointer("/candidates/0/content/parts/0/text"));
+                if let Some(text) = text.and_then(|t| t.as_str())
                     && result.text.len() < MAX_TEXT
                 {
                     result.text.push_str(text);
                 }
-                if event.event == Some("error") {
+                if event.event == Some("error") || (is_gemini && value.get("error").is_some_and(|e| e.is_object())) {
                     let message = value.pointer("/error/message").and_then(|m| m.as_str()).unwrap_or("error event");
                     stream_error = Some(message.to_owned());
                 }

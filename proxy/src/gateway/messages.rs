@@ -1,7 +1,8 @@
 //! The client-facing routes: Anthropic `POST /v1/messages` and `/v1/messages/count_tokens`,
 //! OpenAI `POST /v1/chat/completions` and `/v1/responses` (with their aliases), and
 //! `GET /v1/models`. The handler checks the key and the body, then hands the request to the
-//! relay task and returns whatever head it produces.
+//! relay task and returns whatever head it produces ([`dispatch`], which the Gemini routes
+//! share).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -82,10 +83,24 @@ async fn handle(gw: Arc<Gateway>, req: Request, endpoint: Endpoint) -> Response 
     let started = Instant::now();
     let started_at = OffsetDateTime::now_utc();
     let rid = request_id(req.headers());
-    let job = match prepare(&gw, req, endpoint, started, started_at, rid.clone()).await {
+    let prepared = prepare(&gw, req, endpoint, started, started_at, rid.clone()).await;
+    dispatch(gw, endpoint.protocol(), prepared, started, &rid).await
+}
+
+/// Hands a prepared job to its relay task and returns the response head that task produces;
+/// a request refused while preparing (the error, and whether part of its body is still
+/// unread) is answered in `protocol`'s shape.
+pub(super) async fn dispatch(
+    gw: Arc<Gateway>,
+    protocol: Protocol,
+    prepared: Result<Job, (ProxyError, bool)>,
+    started: Instant,
+    rid: &str,
+) -> Response {
+    let job = match prepared {
         Ok(job) => job,
         Err((e, body_left_unread)) => {
-            let mut res = error_response(endpoint.protocol(), &e, &rid);
+            let mut res = error_response(protocol, &e, rid);
             if let Some(value) = super::overhead_value(started.elapsed()) {
                 res.headers_mut().insert(super::OVERHEAD_HEADER, value);
             }
@@ -103,9 +118,15 @@ async fn handle(gw: Arc<Gateway>, req: Request, endpoint: Endpoint) -> Response 
         Ok(res) => res,
         Err(_) => {
             tracing::error!("the relay task ended without an answer");
-            error_response(endpoint.protocol(), &ProxyError::Internal, &rid)
+            error_response(protocol, &ProxyError::Internal, rid)
         }
     }
+}
+
+/// Reads (and drops) the body of a refused request, up to a reasonable size, so the
+/// connection stays usable. `false`: some of it is still unread.
+pub(super) async fn drain(body: axum::body::Body) -> bool {
+    matches!(tokio::time::timeout(DRAIN_TIMEOUT, axum::body::to_bytes(body, DRAIN_LIMIT)).await, Ok(Ok(_)))
 }
 
 async fn prepare(
@@ -120,11 +141,7 @@ async fn prepare(
     let (parts, body) = req.into_parts();
     let caller = match refused {
         Ok(caller) => caller,
-        Err(e) => {
-            // Read (and drop) a reasonable body so the connection stays usable.
-            let drained = tokio::time::timeout(DRAIN_TIMEOUT, axum::body::to_bytes(body, DRAIN_LIMIT)).await;
-            return Err((e, !matches!(drained, Ok(Ok(_)))));
-        }
+        Err(e) => return Err((e, !drain(body).await)),
     };
     let body = read_body(body, &parts.headers, gw.config.max_body_size).await.map_err(|e| {
         let unread = matches!(e, ProxyError::TooLarge { .. });
@@ -182,7 +199,7 @@ fn parse(
     let session = match endpoint {
         Endpoint::Messages => sticky::anthropic_session(&parsed, &parts.headers),
         Endpoint::ChatCompletions | Endpoint::Responses => sticky::openai_session(&parsed, &parts.headers),
-        Endpoint::CountTokens => None,
+        Endpoint::CountTokens | Endpoint::Gemini(_) => None,
     };
     let binding = session.map(|session| sticky::binding_key(caller.group.id, &session.key));
     let wants_usage = parsed.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
@@ -223,7 +240,8 @@ fn responses_subpath(endpoint: Endpoint, uri: &http::Uri) -> String {
 pub(crate) fn group_models<'a>(snap: &'a Snapshot, group: &GroupEntry) -> (Vec<(&'a str, &'a str)>, bool) {
     let built_in = match group.platform {
         domain::Platform::Openai => BUILT_IN_OPENAI_MODELS,
-        _ => BUILT_IN_MODELS,
+        domain::Platform::Gemini => super::gemini::BUILT_IN_MODELS,
+        domain::Platform::Anthropic => BUILT_IN_MODELS,
     };
     let named: BTreeSet<&str> = group
         .account_ids
@@ -249,7 +267,8 @@ pub(super) async fn models_handler(State(gw): State<Arc<Gateway>>, req: Request)
     };
     let owner = match caller.group.platform {
         domain::Platform::Openai => "openai",
-        _ => "anthropic",
+        domain::Platform::Gemini => "google",
+        domain::Platform::Anthropic => "anthropic",
     };
     let snap = gw.snapshot.current();
     let group = snap.groups.get(&caller.group.id).unwrap_or(&caller.group);

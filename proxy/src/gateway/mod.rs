@@ -4,11 +4,14 @@
 //! - [`messages`]: `POST /v1/messages` and `/v1/messages/count_tokens`, `GET /v1/models`.
 //! - [`relay`]: one request from admission to its usage row: slots, waiting with pings,
 //!   account choice, failover, streaming back.
+//! - [`gemini`]: the Gemini-native routes (`/v1beta/models/…`) and how a request is shaped
+//!   for a Gemini API-key account.
 //! - [`anthropic`]: how a request is shaped for an Anthropic account.
 //! - [`account_test`]: the admin "test this account" request.
 
 pub mod account_test;
 mod anthropic;
+mod gemini;
 mod messages;
 mod openai;
 mod relay;
@@ -72,6 +75,8 @@ pub struct GatewayConfig {
     pub anthropic_base_url: String,
     /// Used when an OpenAI account has no `base_url`.
     pub openai_base_url: String,
+    /// Used when a Gemini account has no `base_url`.
+    pub gemini_base_url: String,
     pub cooldown: CooldownConfig,
 }
 
@@ -89,6 +94,7 @@ impl Default for GatewayConfig {
             slot_ttl: Duration::from_secs(30 * 60),
             anthropic_base_url: "https://api.anthropic.com".into(),
             openai_base_url: "https://api.openai.com".into(),
+            gemini_base_url: "https://generativelanguage.googleapis.com".into(),
             cooldown: CooldownConfig::default(),
         }
     }
@@ -197,6 +203,9 @@ impl Gateway {
             )
             .route("/v1/responses/{*subpath}", post(messages::responses_handler))
             .route("/backend-api/codex/responses/{*subpath}", post(messages::responses_handler))
+            .route("/v1beta/models", get(gemini::list_models_handler))
+            .route("/v1beta/models/{*target}", get(gemini::get_model_handler).post(gemini::generate_handler))
+            .route("/v1/models/{*target}", post(gemini::generate_handler))
             .layer(tower_http::decompression::RequestDecompressionLayer::new())
             .with_state(Arc::clone(self))
     }

@@ -18,9 +18,10 @@ use store::coord::{CooldownKind, QueueGuard, SlotGuard};
 use time::OffsetDateTime;
 
 use super::anthropic;
+use super::gemini::{self, GeminiAction};
 use super::openai;
 use super::sink::Sink;
-use super::tap::{AnthropicTap, OpenAiKind, OpenAiTap, StreamEnd, StreamTap, TranslateTap, error_message};
+use super::tap::{AnthropicTap, GeminiTap, OpenAiKind, OpenAiTap, StreamEnd, StreamTap, TranslateTap, error_message};
 use super::{Gateway, OVERHEAD_HEADER, account_slot_key, error_response, slot_limit};
 use crate::auth::Caller;
 use crate::cooldown::{self, Disposition, HealthAction, TransportFailure, UpstreamFailure};
@@ -46,16 +47,23 @@ pub(super) enum Endpoint {
     CountTokens,
     ChatCompletions,
     Responses,
+    /// Gemini `models/{model}:{action}`.
+    Gemini(GeminiAction),
 }
 
 impl Endpoint {
-    /// The upstream path (Responses may add a sub-path such as `/compact`).
-    fn path(self, subpath: &str) -> String {
+    /// The upstream path for `model` (Responses may add a sub-path such as `/compact`; only
+    /// Gemini names the model in the path).
+    fn path(self, subpath: &str, model: &str) -> String {
         match self {
             Endpoint::Messages => "/v1/messages".into(),
             Endpoint::CountTokens => "/v1/messages/count_tokens".into(),
             Endpoint::ChatCompletions => "/v1/chat/completions".into(),
             Endpoint::Responses => format!("/v1/responses{subpath}"),
+            Endpoint::Gemini(action) => {
+                let model = model.strip_prefix("models/").unwrap_or(model);
+                format!("/v1beta/models/{model}:{}", action.as_str())
+            }
         }
     }
 
@@ -63,6 +71,7 @@ impl Endpoint {
         match self {
             Endpoint::Messages | Endpoint::CountTokens => Protocol::Anthropic,
             Endpoint::ChatCompletions | Endpoint::Responses => Protocol::OpenAi,
+            Endpoint::Gemini(_) => Protocol::Google,
         }
     }
 
@@ -70,13 +79,14 @@ impl Endpoint {
     pub(super) fn platform(self) -> domain::Platform {
         match self.protocol() {
             Protocol::Anthropic => domain::Platform::Anthropic,
-            _ => domain::Platform::Openai,
+            Protocol::OpenAi => domain::Platform::Openai,
+            Protocol::Google => domain::Platform::Gemini,
         }
     }
 
     /// Requests that take slots and write a usage row (all but token counting).
     fn is_billed(self) -> bool {
-        self != Endpoint::CountTokens
+        !matches!(self, Endpoint::CountTokens | Endpoint::Gemini(GeminiAction::CountTokens))
     }
 }
 
@@ -486,7 +496,8 @@ impl Waiting<'_> {
             return Err(Stop::TimedOut);
         }
         let mut slice = WAIT_SLICE.min(deadline - now);
-        if job.stream {
+        let ping = if job.stream { ping_for(job.endpoint.protocol()) } else { None };
+        if ping.is_some() {
             slice = slice.min(next_ping.saturating_duration_since(now));
         }
         // Never a zero slice: that would spin on the coordinator.
@@ -500,17 +511,28 @@ impl Waiting<'_> {
             tracing::warn!(error = %e, key, "waiting for a slot failed");
             tokio::time::sleep(slice).await;
         }
-        if job.stream && Instant::now() >= *next_ping {
+        if let Some(ping) = ping
+            && Instant::now() >= *next_ping
+        {
             *next_ping = Instant::now() + gw.config.ping_interval;
             if !sink.is_started() && !sink.start_stream(StatusCode::OK, stream_headers(job, None, Duration::ZERO)) {
                 return Err(Stop::ClientGone);
             }
-            let ping = if job.endpoint.protocol() == Protocol::Anthropic { PING_EVENT } else { PING_COMMENT };
             if !sink.send(Bytes::from_static(ping)).await {
                 return Err(Stop::ClientGone);
             }
         }
         Ok(())
+    }
+}
+
+/// The keep-alive a waiting stream gets in `protocol`. Gemini clients parse every non-empty
+/// line as a chunk (an SSE comment breaks them), so a Gemini stream waits silently.
+fn ping_for(protocol: Protocol) -> Option<&'static [u8]> {
+    match protocol {
+        Protocol::Anthropic => Some(PING_EVENT),
+        Protocol::OpenAi => Some(PING_COMMENT),
+        Protocol::Google => None,
     }
 }
 
@@ -524,7 +546,8 @@ async fn attempt(
     rec: &mut Record,
 ) -> Attempt {
     let cfg = &gw.config;
-    let path = job.upstream_endpoint().path(&job.subpath);
+    let endpoint = job.upstream_endpoint();
+    let path = endpoint.path(&job.subpath, upstream_model);
     let client = match gw.client_for(account) {
         Ok(client) => client,
         Err(e) => {
@@ -532,12 +555,16 @@ async fn attempt(
             return transport_failure(account, TransportFailure::Connect, gw);
         }
     };
-    let request = match account.platform {
-        domain::Platform::Openai => client
+    let request = match (endpoint, account.platform) {
+        (Endpoint::Gemini(_), _) => client
+            .post(gemini::url(account, &cfg.gemini_base_url, &path, job.query.as_deref()))
+            .headers(gemini::headers(&job.headers, account))
+            .body(job.body.clone()),
+        (_, domain::Platform::Openai) => client
             .post(openai::url(account, &cfg.openai_base_url, &path))
             .headers(openai::headers(&job.headers, account))
             .body(openai::body(&job.body, &job.model, upstream_model, force_usage(job))),
-        _ => client
+        (_, _) => client
             .post(anthropic::url(account, &cfg.anthropic_base_url, &path, job.query.as_deref()))
             .headers(anthropic::headers(&job.headers, account))
             .body(anthropic::body(&job.body, &job.model, upstream_model)),
@@ -741,6 +768,7 @@ async fn forward(
             Box::new(OpenAiTap::new(OpenAiKind::Responses, &job.model, upstream_model, false))
         }
         (None, Endpoint::Messages | Endpoint::CountTokens) => Box::new(AnthropicTap::new(&job.model, upstream_model)),
+        (None, Endpoint::Gemini(_)) => Box::new(GeminiTap::new()),
     };
     let mut body = response.bytes_stream();
     let refresh_every = gw.config.slot_ttl / 2;
@@ -839,9 +867,13 @@ async fn forward_whole(
         Endpoint::Messages => Usage::from_anthropic_response(&body),
         Endpoint::ChatCompletions => Usage::from_openai_chat(&body),
         Endpoint::Responses => Usage::from_openai_responses(&body),
-        Endpoint::CountTokens => None,
+        Endpoint::Gemini(GeminiAction::Generate | GeminiAction::StreamGenerate) => Usage::from_gemini(&body),
+        Endpoint::CountTokens | Endpoint::Gemini(GeminiAction::CountTokens) => None,
     };
     let body = match job.translation {
+        None if job.endpoint.protocol() == Protocol::Google => {
+            gemini::restore_model_version(body, &job.model, upstream_model)
+        }
         None => anthropic::restore_model(body, &job.model, upstream_model),
         Some(t) if status.is_success() => match t.response(&body, job) {
             Ok(translated) => Bytes::from(translated),

@@ -286,6 +286,64 @@ impl StreamTap for OpenAiTap {
     }
 }
 
+/// Gemini `streamGenerateContent?alt=sse`: bytes pass through untouched. Every `data:` chunk
+/// may carry `usageMetadata`, cumulative so far, so the last one delivered wins; the last
+/// chunk carries a `finishReason` (Gemini streams have no end event of their own), and an
+/// `{"error":…}` chunk ends the stream with an error.
+pub(super) struct GeminiTap {
+    lines: SseLineBuffer,
+    usage: Option<Usage>,
+    end: StreamEnd,
+}
+
+impl GeminiTap {
+    pub(super) fn new() -> Self {
+        Self { lines: SseLineBuffer::default(), usage: None, end: StreamEnd::Open }
+    }
+
+    fn observe(event: SseEvent<'_>, usage: &mut Option<Usage>, end: &mut StreamEnd) {
+        let data = event.data;
+        if let Some(u) = Usage::from_gemini(data) {
+            *usage = Some(u);
+        }
+        if has_type(data, "finishReason") {
+            *end = StreamEnd::Done;
+        } else if has_type(data, "error")
+            && serde_json::from_slice::<Value>(data).is_ok_and(|v| v.get("error").is_some_and(Value::is_object))
+        {
+            *end = StreamEnd::Failed(error_message(data));
+        }
+    }
+}
+
+impl StreamTap for GeminiTap {
+    fn process(&mut self, chunk: Bytes) -> Bytes {
+        chunk
+    }
+
+    fn finish(&mut self) -> Bytes {
+        Bytes::new()
+    }
+
+    fn delivered(&mut self, bytes: &[u8]) {
+        let (usage, end) = (&mut self.usage, &mut self.end);
+        self.lines.push(bytes, |event| Self::observe(event, usage, end));
+    }
+
+    fn close(&mut self) {
+        let (usage, end) = (&mut self.usage, &mut self.end);
+        self.lines.finish(|event| Self::observe(event, usage, end));
+    }
+
+    fn end(&self) -> &StreamEnd {
+        &self.end
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+}
+
 /// A stream in another protocol than the client's: each whole upstream event goes through
 /// the converter; usage and the end are read from the upstream's own events.
 pub(super) struct TranslateTap {
@@ -371,6 +429,29 @@ mod tests {
         out.extend_from_slice(&rest);
         tap.close();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn gemini_streams_pass_through_and_the_last_usage_wins() {
+        let first = r#"{"candidates":[{"content":{"parts":[{"text":"Hel"}],"role":"model"}}],"usageMetadata":{"promptTokenCount":900,"cachedContentTokenCount":600,"candidatesTokenCount":2},"modelVersion":"gemini-2.5-flash"}"#;
+        let last = r#"{"candidates":[{"content":{"parts":[{"text":"lo"}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":900,"cachedContentTokenCount":600,"candidatesTokenCount":40,"thoughtsTokenCount":10},"modelVersion":"gemini-2.5-flash"}"#;
+        let stream = format!("data: {first}\r\n\r\ndata: {last}\r\n\r\n");
+        let (a, b) = stream.split_at(37);
+        let mut tap = GeminiTap::new();
+        assert_eq!(run(&mut tap, &[a, b]), stream, "bytes are untouched");
+        let u = tap.usage().unwrap();
+        assert_eq!((u.input_tokens, u.cache_read_tokens, u.output_tokens), (300, 600, 50));
+        assert_eq!(tap.end(), &StreamEnd::Done);
+
+        let mut cut = GeminiTap::new();
+        run(&mut cut, &[&format!("data: {first}\n\n")]);
+        assert_eq!(cut.end(), &StreamEnd::Open, "no finishReason: the stream broke");
+        assert_eq!(cut.usage().map(|u| u.output_tokens), Some(2), "billed for what was delivered");
+
+        let mut failed = GeminiTap::new();
+        let error = r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#;
+        run(&mut failed, &[&format!("data: {first}\n\ndata: {error}\n\n")]);
+        assert_eq!(failed.end(), &StreamEnd::Failed("The model is overloaded.".into()));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! [`FakeUpstream`]: a real HTTP server on 127.0.0.1 that plays an Anthropic / OpenAI
-//! upstream for the gateway's integration tests and benchmarks.
+//! [`FakeUpstream`]: a real HTTP server on 127.0.0.1 that plays an Anthropic / OpenAI /
+//! Gemini upstream for the gateway's integration tests and benchmarks.
 //!
 //! Each request takes the next [`Script`] (per-credential queue, then the shared queue, then
 //! the per-credential default, then the default) and is answered in the wire format of its
@@ -168,8 +168,8 @@ impl FakeUpstream {
         self.shared().lock().scripts.queue.push_back(script);
     }
 
-    /// Queues a script for the next request carrying `credential` (its `x-api-key`, or its
-    /// `Authorization: Bearer` token).
+    /// Queues a script for the next request carrying `credential` (its `x-api-key`, its
+    /// `Authorization: Bearer` token, or its `x-goog-api-key`).
     pub fn push_for(&self, credential: impl Into<String>, script: Script) {
         self.shared().lock().scripts.queue_for.entry(credential.into()).or_default().push_back(script);
     }
@@ -331,9 +331,9 @@ async fn fake_upstream_handler(State(shared): State<Arc<Shared>>, request: Reque
         Err(_) => (Bytes::new(), false),
     };
     let json = serde_json::from_slice::<Value>(&body).ok();
-    let mut exchange = Exchange::read(json.as_ref());
     let credential = credential_of(&parts.headers);
     let endpoint = Endpoint::of(&parts.method, parts.uri.path());
+    let mut exchange = Exchange::read(json.as_ref()).with_target(endpoint, &parts.uri);
     let protocol = endpoint.protocol(&parts.headers);
 
     let record = RecordedRequest {

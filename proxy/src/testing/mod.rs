@@ -1,6 +1,6 @@
 //! Test support for the gateway, compiled only with the `testing` feature: a scripted fake
-//! upstream ([`FakeUpstream`]) that speaks the Anthropic and OpenAI wire formats over real
-//! HTTP, with per-request faults and a journal of what it received; and a counting HTTP
+//! upstream ([`FakeUpstream`]) that speaks the Anthropic, OpenAI and Gemini wire formats over
+//! real HTTP, with per-request faults and a journal of what it received; and a counting HTTP
 //! forward proxy ([`ForwardProxy`]) for accounts that use an outbound proxy.
 //!
 //! Nothing here is used by the gateway itself; integration tests, benchmarks and the

@@ -1,6 +1,7 @@
 //! The wire formats the fake upstream speaks: which route is which protocol, and the bytes of
-//! each answer — Anthropic Messages, OpenAI Chat Completions and OpenAI Responses bodies,
-//! their SSE event sequences, their error bodies and in-stream error events.
+//! each answer — Anthropic Messages, OpenAI Chat Completions, OpenAI Responses and Gemini
+//! `generateContent` bodies, their SSE event sequences, their error bodies and in-stream
+//! error events.
 //!
 //! Pure rendering: it turns a [`Script`] and the facts read from a request into a [`Reply`];
 //! timing and faults are applied by the server, not here.
@@ -24,16 +25,20 @@ pub enum Protocol {
     OpenAiChat,
     /// OpenAI Responses (`/v1/responses`).
     OpenAiResponses,
+    /// Gemini (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent`,
+    /// `:countTokens`).
+    Gemini,
 }
 
 impl Protocol {
     /// The usage the gateway should extract from this protocol's answer to a script that
-    /// reports `scripted`. Anthropic carries every field; OpenAI counts cached tokens inside
-    /// the prompt and has no cache writes, so only input, output and cache reads survive.
+    /// reports `scripted`. Anthropic carries every field; OpenAI and Gemini count cached
+    /// tokens inside the prompt and have no cache writes, so only input, output and cache
+    /// reads survive.
     pub fn reported_usage(self, scripted: Usage) -> Usage {
         match self {
             Protocol::Anthropic => scripted,
-            Protocol::OpenAiChat | Protocol::OpenAiResponses => Usage {
+            Protocol::OpenAiChat | Protocol::OpenAiResponses | Protocol::Gemini => Usage {
                 input_tokens: scripted.input_tokens,
                 output_tokens: scripted.output_tokens,
                 cache_read_tokens: scripted.cache_read_tokens,
@@ -52,6 +57,12 @@ pub(super) enum Endpoint {
     ChatCompletions,
     Responses,
     Models,
+    /// Gemini `models/{model}:generateContent`.
+    GenerateContent,
+    /// Gemini `models/{model}:streamGenerateContent` (SSE with `?alt=sse`, else a JSON array).
+    StreamGenerateContent,
+    /// Gemini `models/{model}:countTokens`.
+    GeminiCountTokens,
     /// Anything else: answered 404 without consuming a script.
     Unknown,
 }
@@ -59,6 +70,17 @@ pub(super) enum Endpoint {
 impl Endpoint {
     pub(super) fn of(method: &Method, path: &str) -> Endpoint {
         let path = path.strip_suffix('/').unwrap_or(path);
+        if *method == Method::POST && gemini_model(path).is_some() {
+            if path.ends_with(":generateContent") {
+                return Endpoint::GenerateContent;
+            }
+            if path.ends_with(":streamGenerateContent") {
+                return Endpoint::StreamGenerateContent;
+            }
+            if path.ends_with(":countTokens") {
+                return Endpoint::GeminiCountTokens;
+            }
+        }
         if *method == Method::POST {
             if path.ends_with("/v1/messages/count_tokens") {
                 return Endpoint::CountTokens;
@@ -85,10 +107,20 @@ impl Endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Protocol::Anthropic,
             Endpoint::ChatCompletions => Protocol::OpenAiChat,
             Endpoint::Responses => Protocol::OpenAiResponses,
+            Endpoint::GenerateContent | Endpoint::StreamGenerateContent | Endpoint::GeminiCountTokens => {
+                Protocol::Gemini
+            }
             Endpoint::Models | Endpoint::Unknown if headers.contains_key("anthropic-version") => Protocol::Anthropic,
             Endpoint::Models | Endpoint::Unknown => Protocol::OpenAiChat,
         }
     }
+}
+
+/// The model of a Gemini path, `…/models/{model}:{action}`.
+fn gemini_model(path: &str) -> Option<&str> {
+    let (_, target) = path.rsplit_once("/models/")?;
+    let (model, _) = target.split_once(':')?;
+    (!model.is_empty() && !model.contains('/')).then_some(model)
 }
 
 /// What the fake read from a request that shapes the answer.
@@ -165,6 +197,24 @@ impl Exchange {
             tool_call: body.and_then(forced_tool),
         }
     }
+
+    /// Gemini names the model in the path and streams only when the path says so: the
+    /// model comes from there, and a stream is SSE when the query has `alt=sse`.
+    pub(super) fn with_target(mut self, endpoint: Endpoint, uri: &http::Uri) -> Exchange {
+        match endpoint {
+            Endpoint::GenerateContent | Endpoint::StreamGenerateContent | Endpoint::GeminiCountTokens => {
+                if let Some(model) = gemini_model(uri.path()) {
+                    model.clone_into(&mut self.model);
+                }
+                self.stream = endpoint == Endpoint::StreamGenerateContent
+                    && uri.query().is_some_and(|q| q.split('&').any(|pair| pair == "alt=sse"));
+                self.include_usage = false;
+                self.tool_call = None;
+                self
+            }
+            _ => self,
+        }
+    }
 }
 
 const JSON: &str = "application/json";
@@ -208,6 +258,15 @@ pub(super) fn render(endpoint: Endpoint, protocol: Protocol, script: &Script, ex
         Endpoint::ChatCompletions => whole(chat_completion(script, exchange)),
         Endpoint::Responses if exchange.stream => events(responses_stream(script, exchange)),
         Endpoint::Responses => whole(responses_object(script, exchange, &script.text)),
+        Endpoint::GenerateContent => whole(gemini_response(script, exchange)),
+        Endpoint::StreamGenerateContent if exchange.stream => {
+            events(gemini_chunks(script, exchange).into_iter().map(gemini_sse).collect())
+        }
+        Endpoint::StreamGenerateContent => {
+            let chunks: Vec<String> = gemini_chunks(script, exchange).into_iter().map(Obj::finish).collect();
+            Reply { status, content_type: JSON, body: ReplyBody::Whole(format!("[{}]", chunks.join(",")).into()) }
+        }
+        Endpoint::GeminiCountTokens => whole(Obj::new().with("totalTokens", gemini_prompt_tokens(&script.usage))),
         Endpoint::Models | Endpoint::Unknown => whole(models(protocol)),
     }
 }
@@ -216,7 +275,7 @@ pub(super) fn render(endpoint: Endpoint, protocol: Protocol, script: &Script, ex
 pub(super) fn request_id_header(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Anthropic => "request-id",
-        Protocol::OpenAiChat | Protocol::OpenAiResponses => "x-request-id",
+        Protocol::OpenAiChat | Protocol::OpenAiResponses | Protocol::Gemini => "x-request-id",
     }
 }
 
@@ -296,6 +355,27 @@ fn error_object(protocol: Protocol, kind: &str, message: &str, code: Option<&str
             "error",
             Obj::new().with("message", message).with("type", kind).with("param", ()).with("code", code),
         ),
+        Protocol::Gemini => gemini_error(500, kind, message),
+    }
+}
+
+/// `{"error":{"code":…,"message":…,"status":…}}` (Google).
+fn gemini_error(code: u16, status: &str, message: &str) -> Obj {
+    Obj::new().with_obj("error", Obj::new().with("code", code).with("message", message).with("status", status))
+}
+
+/// Google's `error.status` for an HTTP status.
+fn gemini_error_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        500..=599 => "INTERNAL",
+        _ => "FAILED_PRECONDITION",
     }
 }
 
@@ -308,6 +388,10 @@ fn error_body(protocol: Protocol, script: &Script) -> Obj {
     let (default_kind, code) = match protocol {
         Protocol::Anthropic => (anthropic_error_type(status), None),
         Protocol::OpenAiChat | Protocol::OpenAiResponses => openai_error_type(status),
+        Protocol::Gemini => {
+            let kind = script.error_type.as_deref().unwrap_or(gemini_error_status(status));
+            return gemini_error(status.as_u16(), kind, &message);
+        }
     };
     error_object(protocol, script.error_type.as_deref().unwrap_or(default_kind), &message, code)
 }
@@ -355,6 +439,11 @@ pub(super) fn stream_error_event(protocol: Protocol, script: &Script, exchange: 
             let kind = script.error_type.as_deref().unwrap_or("server_error");
             let message = script.error_message.as_deref().unwrap_or(OPENAI_SERVER_ERROR);
             sse(None, error_object(protocol, kind, message, None))
+        }
+        Protocol::Gemini => {
+            let kind = script.error_type.as_deref().unwrap_or("UNAVAILABLE");
+            let message = script.error_message.as_deref().unwrap_or("The model is overloaded. Please try again later.");
+            gemini_sse(gemini_error(503, kind, message))
         }
         Protocol::OpenAiResponses => {
             let code = script.error_type.as_deref().unwrap_or("server_error");
@@ -680,6 +769,66 @@ fn responses_stream(script: &Script, exchange: &Exchange) -> Vec<Bytes> {
     events
 }
 
+/// Gemini's prompt count includes cached tokens.
+fn gemini_prompt_tokens(usage: &Usage) -> u64 {
+    usage.input_tokens.saturating_add(usage.cache_read_tokens)
+}
+
+/// `usageMetadata` with `output` candidate tokens so far.
+fn gemini_usage(usage: &Usage, output: u64) -> Obj {
+    let prompt = gemini_prompt_tokens(usage);
+    let metadata = Obj::new().with("promptTokenCount", prompt).with("candidatesTokenCount", output);
+    let metadata = metadata.with("totalTokenCount", prompt.saturating_add(output));
+    let metadata = if usage.cache_read_tokens > 0 {
+        metadata.with("cachedContentTokenCount", usage.cache_read_tokens)
+    } else {
+        metadata
+    };
+    metadata.with_objs("promptTokensDetails", [Obj::new().with("modality", "TEXT").with("tokenCount", prompt)])
+}
+
+/// One Gemini answer or stream chunk: a candidate with `text`, its `finishReason` when
+/// `finished`, and usage with `output` candidate tokens so far.
+fn gemini_chunk(script: &Script, exchange: &Exchange, text: &str, finished: bool, output: u64) -> Obj {
+    let content = Obj::new().with_objs("parts", [Obj::new().with("text", text)]).with("role", "model");
+    let candidate = Obj::new().with_obj("content", content);
+    let candidate = if finished { candidate.with("finishReason", "STOP") } else { candidate };
+    Obj::new()
+        .with_objs("candidates", [candidate.with("index", 0)])
+        .with_obj("usageMetadata", gemini_usage(&script.usage, output))
+        .with("modelVersion", &exchange.model)
+        .with("responseId", format!("fake{:06}", exchange.seq))
+}
+
+fn gemini_response(script: &Script, exchange: &Exchange) -> Obj {
+    gemini_chunk(script, exchange, &script.text, true, script.usage.output_tokens)
+}
+
+/// A chunk per text piece (at least one), each with the usage so far: the output count
+/// grows and the last chunk, which carries `finishReason`, has the full usage.
+fn gemini_chunks(script: &Script, exchange: &Exchange) -> Vec<Obj> {
+    let mut pieces = split_text(&script.text, script.deltas);
+    if pieces.is_empty() {
+        pieces.push("");
+    }
+    let total = script.usage.output_tokens;
+    let count = pieces.len();
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let last = i + 1 == count;
+            let output = if last { total } else { total.min(u64::try_from(i + 1).unwrap_or(u64::MAX)) };
+            gemini_chunk(script, exchange, piece, last, output)
+        })
+        .collect()
+}
+
+/// One Gemini SSE event, with the CRLF line ends Google sends.
+fn gemini_sse(data: Obj) -> Bytes {
+    Bytes::from(format!("data: {}\r\n\r\n", data.finish()))
+}
+
 fn models(protocol: Protocol) -> Obj {
     match protocol {
         Protocol::Anthropic => {
@@ -706,6 +855,15 @@ fn models(protocol: Protocol) -> Obj {
                     .with("owned_by", "openai")
             });
             Obj::new().with("object", "list").with_objs("data", data)
+        }
+        Protocol::Gemini => {
+            let models = ["gemini-2.5-pro", "gemini-2.5-flash"].into_iter().map(|id| {
+                Obj::new()
+                    .with("name", format!("models/{id}"))
+                    .with("displayName", id)
+                    .with("supportedGenerationMethods", ["generateContent", "countTokens"])
+            });
+            Obj::new().with_objs("models", models)
         }
     }
 }
@@ -774,6 +932,46 @@ mod tests {
         assert_eq!(Endpoint::of(&Method::GET, "/v1/models"), Endpoint::Models);
         assert_eq!(Endpoint::of(&Method::GET, "/v1/messages"), Endpoint::Unknown);
         assert_eq!(Endpoint::of(&Method::HEAD, "/"), Endpoint::Unknown);
+        let gemini = |path: &str| Endpoint::of(&Method::POST, path);
+        assert_eq!(gemini("/v1beta/models/gemini-2.5-flash:generateContent"), Endpoint::GenerateContent);
+        assert_eq!(gemini("/google/v1beta/models/g:streamGenerateContent"), Endpoint::StreamGenerateContent);
+        assert_eq!(gemini("/v1beta/models/g:countTokens"), Endpoint::GeminiCountTokens);
+        assert_eq!(gemini("/v1beta/models/g:embedContent"), Endpoint::Unknown);
+        assert_eq!(Endpoint::of(&Method::GET, "/v1beta/models/g:generateContent"), Endpoint::Unknown);
+    }
+
+    #[test]
+    fn gemini_answers_carry_cumulative_usage_and_the_path_model() {
+        let uri: http::Uri = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse".parse().unwrap();
+        let exchange = Exchange::read(None).with_target(Endpoint::StreamGenerateContent, &uri);
+        assert!(exchange.stream);
+        assert_eq!(exchange.model, "gemini-2.5-flash");
+        let script = Script::ok().deltas(3);
+        let reply = render(Endpoint::StreamGenerateContent, Protocol::Gemini, &script, &exchange);
+        let ReplyBody::Events(events) = reply.body else { panic!("an SSE stream") };
+        assert_eq!(events.len(), 3);
+        let mut last = None;
+        for event in &events {
+            let text = std::str::from_utf8(event).unwrap();
+            assert!(text.starts_with("data: {") && text.ends_with("}\r\n\r\n"), "{text}");
+            last = crate::usage::Usage::from_gemini(text[6..].trim_end().as_bytes());
+        }
+        assert_eq!(last, Some(Protocol::Gemini.reported_usage(script.usage)));
+        assert!(std::str::from_utf8(&events[2]).unwrap().contains("\"finishReason\":\"STOP\""));
+
+        let plain: http::Uri = "/v1beta/models/m:streamGenerateContent".parse().unwrap();
+        let exchange = Exchange::read(None).with_target(Endpoint::StreamGenerateContent, &plain);
+        let reply = render(Endpoint::StreamGenerateContent, Protocol::Gemini, &script, &exchange);
+        let ReplyBody::Whole(body) = reply.body else { panic!("one JSON array without alt=sse") };
+        assert!(body.starts_with(b"[{") && body.ends_with(b"}]"));
+        assert_eq!(crate::usage::Usage::from_gemini(&body), Some(Protocol::Gemini.reported_usage(script.usage)));
+
+        let error = error_body(Protocol::Gemini, &Script::status(StatusCode::TOO_MANY_REQUESTS)).finish();
+        let error: Value = serde_json::from_str(&error).unwrap();
+        assert_eq!(
+            (error["error"]["code"].as_u64(), error["error"]["status"].as_str()),
+            (Some(429), Some("RESOURCE_EXHAUSTED"))
+        );
     }
 
     #[test]
