@@ -139,6 +139,35 @@ pub struct AccountView {
     /// Requests this account is serving right now (across instances with Redis).
     pub in_flight: u32,
     pub created_at: String,
+    /// OAuth and setup-token accounts: the grant (never the tokens themselves).
+    #[serde(default)]
+    pub oauth: Option<OAuthInfo>,
+}
+
+/// What is known about an OAuth / setup-token account's grant, without its secrets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OAuthInfo {
+    /// RFC 3339; when the access token expires (absent: the provider did not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The provider's account id (Claude `account.uuid`, ChatGPT account id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+    /// Whether the grant can be refreshed (setup tokens usually cannot).
+    #[serde(default)]
+    pub refreshable: bool,
+    /// RFC 3339; the last successful token refresh (or the sign-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<String>,
+    /// The last refresh failure, cleared by the next success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_error: Option<String>,
 }
 
 /// The outcome of an admin "test this account" request: a small prompt sent through that
@@ -248,7 +277,18 @@ impl AccountInput {
             return Err(FieldError::new("platform", "cannot change; create a new account"));
         }
         let kind = self.kind.or(current.map(|c| c.kind)).unwrap_or(AccountKind::ApiKey);
-        if kind != AccountKind::ApiKey {
+        if current.is_some_and(|c| c.kind != kind) {
+            return Err(FieldError::new("type", "cannot change; create a new account"));
+        }
+        let signed_in = current.is_some_and(|c| c.kind != AccountKind::ApiKey);
+        if signed_in {
+            if self.credentials.as_ref().is_some_and(|c| c.api_key.is_some() || c.base_url.is_some()) {
+                return Err(FieldError::new(
+                    "credentials",
+                    "an OAuth account's credentials come from its sign-in; refresh or re-authorise it instead",
+                ));
+            }
+        } else if kind != AccountKind::ApiKey {
             return Err(FieldError::new(
                 "type",
                 "only `apikey` accounts can be created here; OAuth accounts use the sign-in flow",
@@ -260,7 +300,7 @@ impl AccountInput {
             (Some(k), _) if k.is_empty() || k.len() > 4096 || k.contains(char::is_whitespace) => {
                 return Err(FieldError::new("credentials.api_key", "must be a non-empty key without spaces"));
             }
-            (None, None) => return Err(FieldError::new("credentials.api_key", "is required")),
+            (None, None) if !signed_in => return Err(FieldError::new("credentials.api_key", "is required")),
             _ => {}
         }
         let base_url = match creds.base_url.map(|u| u.trim().trim_end_matches('/').to_owned()) {

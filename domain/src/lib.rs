@@ -8,6 +8,7 @@ pub mod api_key;
 pub mod dashboard;
 pub mod group;
 pub mod models;
+pub mod oauth;
 pub mod pricing;
 pub mod proxies;
 pub mod settings;

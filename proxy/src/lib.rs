@@ -26,6 +26,7 @@ pub mod auth;
 pub mod cooldown;
 pub mod error;
 pub mod gateway;
+pub mod oauth;
 pub mod outbound;
 pub mod schedule;
 pub mod snapshot;

@@ -137,6 +137,7 @@ mod tests {
             overload_until: None,
             last_used_at: None,
             proxy: None,
+            oauth: None,
         }
     }
 

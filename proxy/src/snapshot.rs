@@ -62,6 +62,18 @@ pub struct AccountEntry {
     pub last_used_at: Option<OffsetDateTime>,
     /// The outbound proxy its upstream traffic must go through; `None`: direct.
     pub proxy: Option<Arc<ProxyTarget>>,
+    /// OAuth / setup-token accounts: their grant (`api_key` then holds the access token).
+    pub oauth: Option<Arc<OAuthEntry>>,
+}
+
+/// What the relay needs to know about an OAuth grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthEntry {
+    /// Unix seconds; 0 unknown.
+    pub expires_at: i64,
+    pub refreshable: bool,
+    /// The provider's account id (Claude account uuid, ChatGPT account id).
+    pub account_uuid: Option<String>,
 }
 
 impl std::fmt::Debug for AccountEntry {
@@ -167,12 +179,20 @@ impl Snapshot {
                 }
             };
             let extra: AccountExtra = serde_json::from_str(&a.extra).map_err(corrupt)?;
+            let oauth = credentials
+                .oauth
+                .as_ref()
+                .map(|tokens| Arc::new(crate::oauth::keeper::entry_of(tokens, extra.oauth.as_ref())));
+            let secret = match &credentials.oauth {
+                Some(tokens) => tokens.access_token.clone(),
+                None => credentials.api_key,
+            };
             let entry = AccountEntry {
                 id: a.id,
                 name: a.name.clone(),
                 platform: a.platform.parse().map_err(corrupt)?,
                 kind: a.kind.parse().map_err(corrupt)?,
-                api_key: credentials.api_key,
+                api_key: secret,
                 base_url: extra.base_url,
                 model_mapping: serde_json::from_str(&a.model_mapping).map_err(corrupt)?,
                 concurrency: a.concurrency,
@@ -183,6 +203,7 @@ impl Snapshot {
                 overload_until: a.overload_until,
                 last_used_at: a.last_used_at,
                 proxy,
+                oauth,
             };
             snap.accounts.insert(a.id, entry);
         }
@@ -260,6 +281,11 @@ impl SnapshotCell {
         Ok(SnapshotCell { store, secrets, current: RwLock::new(Arc::new(snap)) })
     }
 
+    /// The key credentials are sealed with.
+    pub fn secrets(&self) -> &SecretBox {
+        &self.secrets
+    }
+
     pub fn current(&self) -> Arc<Snapshot> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -314,13 +340,10 @@ mod tests {
         };
         let good = db
             .store
-            .create_account(&account("good", StoredCredentials { api_key: "sk-ant-good".into() }.seal(&secrets)))
+            .create_account(&account("good", StoredCredentials::api_key("sk-ant-good").seal(&secrets)))
             .await
             .unwrap();
-        db.store
-            .create_account(&account("foreign", StoredCredentials { api_key: "x".into() }.seal(&other)))
-            .await
-            .unwrap();
+        db.store.create_account(&account("foreign", StoredCredentials::api_key("x").seal(&other))).await.unwrap();
 
         let cell = SnapshotCell::load(db.store.clone(), secrets).await.unwrap();
         let snap = cell.current();
@@ -365,7 +388,7 @@ mod tests {
             notes: String::new(),
             platform: "anthropic".into(),
             kind: "apikey".into(),
-            credentials_encrypted: StoredCredentials { api_key: "sk".into() }.seal(&secrets),
+            credentials_encrypted: StoredCredentials::api_key("sk").seal(&secrets),
             extra: "{}".into(),
             model_mapping: "{}".into(),
             proxy_id,

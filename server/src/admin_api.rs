@@ -3,7 +3,7 @@
 //! Authenticated by the admin session cookie or `x-api-key: admin-…`.
 
 use app::AppError;
-use app::service::{accounts, usage, users};
+use app::service::{accounts, oauth, usage, users};
 use app::state::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
@@ -35,6 +35,14 @@ pub fn router() -> Router<AppState> {
         .route("/accounts/search", get(search_accounts_handler))
         .route("/accounts/bulk-import", post(bulk_import_accounts_handler))
         .route("/accounts/bulk-status", post(bulk_account_status_handler))
+        .route("/accounts/generate-auth-url", post(generate_auth_url_handler))
+        .route("/accounts/generate-setup-token-url", post(generate_setup_token_url_handler))
+        .route("/accounts/exchange-code", post(exchange_code_handler))
+        .route("/accounts/exchange-setup-token-code", post(exchange_code_handler))
+        .route("/accounts/{id}/refresh", post(refresh_account_handler))
+        .route("/openai/generate-auth-url", post(openai_generate_auth_url_handler))
+        .route("/openai/exchange-code", post(exchange_code_handler))
+        .route("/openai/accounts/{id}/refresh", post(refresh_account_handler))
         .route("/users", get(list_users_handler).post(create_user_handler))
         .route("/users/{id}", get(get_user_handler).put(update_user_handler).delete(delete_user_handler))
         .route("/users/{id}/api-keys", get(list_user_keys_handler).post(create_user_key_handler))
@@ -482,4 +490,77 @@ async fn set_probe_url_handler(
     ApiJson(body): ApiJson<ProbeUrl>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Envelope(ProbeUrl { url: app::service::proxies::set_probe_url(&state.store, &body.url).await? }))
+}
+
+/// Body of the sign-in starters. Each route implies what it leaves out: the Claude routes
+/// the platform, the setup-token route the type, the OpenAI route both.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SignInBody {
+    #[serde(default)]
+    platform: Option<domain::Platform>,
+    #[serde(default, rename = "type")]
+    kind: Option<domain::AccountKind>,
+    #[serde(default)]
+    proxy_id: Option<i64>,
+}
+
+async fn start_sign_in(
+    state: &AppState,
+    body: &axum::body::Bytes,
+    platform: domain::Platform,
+    kind: domain::AccountKind,
+) -> Result<Envelope<domain::oauth::OAuthStart>, ApiError> {
+    let parsed: SignInBody = if body.iter().all(u8::is_ascii_whitespace) {
+        SignInBody::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| ApiError::from(AppError::Invalid(e.to_string())))?
+    };
+    let input = domain::oauth::OAuthStartInput {
+        platform: parsed.platform.unwrap_or(platform),
+        kind: Some(parsed.kind.unwrap_or(kind)),
+        proxy_id: parsed.proxy_id,
+    };
+    Ok(Envelope(oauth::start_sign_in(&state.store, &state.secrets, &state.gateway, input).await?))
+}
+
+async fn generate_auth_url_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    start_sign_in(&state, &body, domain::Platform::Anthropic, domain::AccountKind::OAuth).await
+}
+
+async fn generate_setup_token_url_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    start_sign_in(&state, &body, domain::Platform::Anthropic, domain::AccountKind::SetupToken).await
+}
+
+async fn openai_generate_auth_url_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    start_sign_in(&state, &body, domain::Platform::Openai, domain::AccountKind::OAuth).await
+}
+
+async fn exchange_code_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<domain::oauth::OAuthExchangeInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    let view = oauth::exchange_code(&state.store, &state.secrets, &state.gateway, input).await?;
+    Ok((StatusCode::CREATED, Envelope(view)))
+}
+
+async fn refresh_account_handler(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Envelope(oauth::refresh_now(&state.store, &state.gateway, id).await?))
 }

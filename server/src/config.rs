@@ -29,6 +29,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub gateway: GatewayConfig,
     pub rate_limit: RateLimitConfig,
+    pub oauth: OAuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,8 +228,94 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// One OAuth provider: where its sign-in page and token endpoint are, and the client the
+/// gateway signs in as. Empty values mean the provider's own; set them only for a private
+/// deployment or a test double.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthProviderConfig {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// Space-separated scopes asked for by a normal sign-in.
+    pub scope: String,
+}
+
+impl OAuthProviderConfig {
+    fn to_proxy(&self, default: &proxy::oauth::ProviderConfig) -> proxy::oauth::ProviderConfig {
+        let pick = |set: &String, default: &String| if set.is_empty() { default.clone() } else { set.clone() };
+        proxy::oauth::ProviderConfig {
+            authorize_url: pick(&self.authorize_url, &default.authorize_url),
+            token_url: pick(&self.token_url, &default.token_url),
+            client_id: pick(&self.client_id, &default.client_id),
+            redirect_uri: pick(&self.redirect_uri, &default.redirect_uri),
+            scope: pick(&self.scope, &default.scope),
+        }
+    }
+}
+
+/// Token refresh of OAuth and setup-token accounts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenRefreshConfig {
+    /// Refresh tokens in the background ahead of their expiry (a 401 still triggers one).
+    pub enabled: bool,
+    /// How often to look for tokens about to expire.
+    pub check_interval_seconds: u64,
+    /// Refresh tokens that expire within this many seconds.
+    pub refresh_before_expiry_seconds: u64,
+    /// Retries of a refresh that failed for a transient reason (network, 5xx, 429).
+    pub max_retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub retry_backoff_seconds: u64,
+}
+
+impl Default for TokenRefreshConfig {
+    fn default() -> Self {
+        let d = proxy::oauth::OAuthConfig::default().refresh;
+        Self {
+            enabled: d.enabled,
+            check_interval_seconds: d.check_interval.as_secs(),
+            refresh_before_expiry_seconds: d.before_expiry.as_secs(),
+            max_retries: d.max_retries,
+            retry_backoff_seconds: d.retry_backoff.as_secs(),
+        }
+    }
+}
+
+/// The `oauth` section: sign-in endpoints per provider, and token refresh.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    pub claude: OAuthProviderConfig,
+    pub openai: OAuthProviderConfig,
+    pub refresh: TokenRefreshConfig,
+}
+
+impl OAuthConfig {
+    fn to_proxy(&self) -> proxy::oauth::OAuthConfig {
+        use std::time::Duration;
+        let d = proxy::oauth::OAuthConfig::default();
+        let r = &self.refresh;
+        proxy::oauth::OAuthConfig {
+            claude: self.claude.to_proxy(&d.claude),
+            openai: self.openai.to_proxy(&d.openai),
+            refresh: proxy::oauth::RefreshConfig {
+                enabled: r.enabled,
+                check_interval: Duration::from_secs(r.check_interval_seconds.max(1)),
+                before_expiry: Duration::from_secs(r.refresh_before_expiry_seconds),
+                max_retries: r.max_retries,
+                retry_backoff: Duration::from_secs(r.retry_backoff_seconds),
+                ..d.refresh
+            },
+            ..d
+        }
+    }
+}
+
 impl Config {
-    /// The relay's view of the `gateway` and `rate_limit` sections.
+    /// The relay's view of the `gateway`, `rate_limit` and `oauth` sections.
     pub fn gateway(&self) -> proxy::gateway::GatewayConfig {
         use std::time::Duration;
         let g = &self.gateway;
@@ -249,6 +336,7 @@ impl Config {
                 fallback_cooldown_seconds: self.rate_limit.fallback_cooldown_seconds,
                 overload_cooldown_minutes: self.rate_limit.overload_cooldown_minutes,
             },
+            oauth: self.oauth.to_proxy(),
         }
     }
 }
@@ -290,6 +378,7 @@ impl fmt::Debug for Config {
             .field("security", &self.security)
             .field("gateway", &self.gateway)
             .field("rate_limit", &self.rate_limit)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -418,6 +507,16 @@ impl Config {
                 key: "security.encryption_key",
                 message: "must be 32 bytes written as 64 hex characters or base64".into(),
             });
+        }
+        for (key, url) in [
+            ("oauth.claude.authorize_url", &self.oauth.claude.authorize_url),
+            ("oauth.claude.token_url", &self.oauth.claude.token_url),
+            ("oauth.openai.authorize_url", &self.oauth.openai.authorize_url),
+            ("oauth.openai.token_url", &self.oauth.openai.token_url),
+        ] {
+            if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError::Invalid { key, message: format!("`{url}` is not an http(s) URL") });
+            }
         }
         if !(1..=525_600).contains(&self.server.session_idle_minutes) {
             return Err(ConfigError::Invalid {

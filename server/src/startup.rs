@@ -99,6 +99,7 @@ impl Application {
         let gateway = Arc::new(Gateway::new(config.gateway(), snapshot, coord, store.clone(), usage)?);
         spawn_snapshot_refresh(&tasks, &cancel, &gateway, Duration::from_secs(config.gateway.snapshot_refresh_seconds));
         spawn_change_listener(&tasks, &cancel, &gateway);
+        spawn_token_refresh(&tasks, &cancel, &gateway);
 
         let router = build_router(config, store.clone(), secrets, redis, sessions, Arc::clone(&gateway))?;
         let addr = format!("{}:{}", config.server.host, config.server.port);
@@ -235,6 +236,38 @@ fn spawn_snapshot_refresh(tasks: &TaskTracker, cancel: &CancellationToken, gatew
                     Some(g) => g.refresh().await,
                     None => break,
                 },
+            }
+        }
+    });
+}
+
+/// Refreshes OAuth tokens ahead of their expiry (`oauth.refresh`). The first look is right
+/// after start, so tokens that expired while the gateway was down are renewed at once.
+fn spawn_token_refresh(tasks: &TaskTracker, cancel: &CancellationToken, gateway: &Arc<Gateway>) {
+    let refresh = gateway.config.oauth.refresh;
+    if !refresh.enabled {
+        return;
+    }
+    let cancel = cancel.clone();
+    let gateway = Arc::downgrade(gateway);
+    tasks.spawn(async move {
+        let mut ticks = tokio::time::interval(refresh.check_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = ticks.tick() => {
+                    let Some(g) = gateway.upgrade() else { break };
+                    // A refresh in flight is cut at shutdown; the next start redoes it.
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        n = proxy::oauth::keeper::refresh_due(&g) => {
+                            if n > 0 {
+                                tracing::info!(refreshed = n, "OAuth tokens refreshed ahead of expiry");
+                            }
+                        }
+                    }
+                }
             }
         }
     });

@@ -171,6 +171,19 @@ macro_rules! impl_account_repo {
                 if done.rows_affected() == 0 { Err(StoreError::NotFound("account")) } else { Ok(()) }
             }
 
+            async fn set_account_secrets(&self, id: i64, credentials_encrypted: &str, extra: &str) -> StoreResult<()> {
+                let done = sqlx::query::<$db>(
+                    "UPDATE accounts SET credentials_encrypted = $1, extra = $2, updated_at = $3 WHERE id = $4",
+                )
+                .bind(credentials_encrypted)
+                .bind(extra)
+                .bind(at(OffsetDateTime::now_utc()))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 { Err(StoreError::NotFound("account")) } else { Ok(()) }
+            }
+
             async fn proxy_exists(&self, id: i64) -> StoreResult<bool> {
                 let (n,): (i64,) = sqlx::query_as::<$db, (i64,)>("SELECT COUNT(*) FROM proxies WHERE id = $1")
                     .bind(id)

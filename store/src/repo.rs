@@ -310,6 +310,8 @@ pub trait AccountRepo: Send + Sync {
         overload_until: Option<OffsetDateTime>,
     ) -> StoreResult<()>;
     async fn set_account_schedulable(&self, id: i64, schedulable: bool) -> StoreResult<()>;
+    /// Replaces the sealed credentials and the `extra` settings (a token refresh).
+    async fn set_account_secrets(&self, id: i64, credentials_encrypted: &str, extra: &str) -> StoreResult<()>;
     async fn touch_accounts_used(&self, ids: &[i64], used_at: OffsetDateTime) -> StoreResult<()>;
     async fn proxy_exists(&self, id: i64) -> StoreResult<bool>;
 }

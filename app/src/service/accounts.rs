@@ -54,7 +54,12 @@ fn state_of(row: &AccountRow, status: AccountStatus, now: OffsetDateTime) -> Acc
     AccountState::derive(status, cooling(row.rate_limit_reset_at), cooling(row.overload_until))
 }
 
-fn view_of(row: &AccountRow, group_ids: Vec<i64>, in_flight: u32) -> Result<AccountView, AppError> {
+fn oauth_of(row: &AccountRow) -> Result<Option<domain::account::OAuthInfo>, AppError> {
+    let extra: AccountExtra = serde_json::from_str(&row.extra).map_err(|_| corrupt("extra"))?;
+    Ok(extra.oauth)
+}
+
+pub(crate) fn view_of(row: &AccountRow, group_ids: Vec<i64>, in_flight: u32) -> Result<AccountView, AppError> {
     let f = fields_of(row)?;
     let status = status_of(row)?;
     Ok(AccountView {
@@ -78,6 +83,7 @@ fn view_of(row: &AccountRow, group_ids: Vec<i64>, in_flight: u32) -> Result<Acco
         group_ids,
         in_flight,
         created_at: store::repo::rfc3339(row.created_at),
+        oauth: oauth_of(row)?,
     })
 }
 
@@ -155,7 +161,7 @@ pub async fn get_account(store: &Store, gateway: &Gateway, id: i64) -> Result<Ac
     view_of(&row, memberships(store).await?.remove(&id).unwrap_or_default(), in_flight)
 }
 
-async fn check_proxy(store: &Store, proxy_id: Option<i64>) -> Result<(), AppError> {
+pub(crate) async fn check_proxy(store: &Store, proxy_id: Option<i64>) -> Result<(), AppError> {
     match proxy_id {
         Some(id) if !store.proxy_exists(id).await? => {
             Err(AppError::Invalid(format!("proxy_id: proxy {id} does not exist")))
@@ -165,7 +171,7 @@ async fn check_proxy(store: &Store, proxy_id: Option<i64>) -> Result<(), AppErro
 }
 
 /// Checks that every group exists and has the account's platform.
-async fn check_groups(store: &Store, platform: Platform, group_ids: &[i64]) -> Result<(), AppError> {
+pub(crate) async fn check_groups(store: &Store, platform: Platform, group_ids: &[i64]) -> Result<(), AppError> {
     for id in group_ids {
         let group = store
             .find_group(*id)
@@ -182,8 +188,13 @@ async fn check_groups(store: &Store, platform: Platform, group_ids: &[i64]) -> R
     Ok(())
 }
 
-fn to_new(fields: &AccountFields, credentials_encrypted: String, group_ids: Vec<i64>) -> Result<NewAccount, AppError> {
-    let extra = AccountExtra { base_url: fields.base_url.clone() };
+pub(crate) fn to_new(
+    fields: &AccountFields,
+    credentials_encrypted: String,
+    group_ids: Vec<i64>,
+    oauth: Option<domain::account::OAuthInfo>,
+) -> Result<NewAccount, AppError> {
+    let extra = AccountExtra { base_url: fields.base_url.clone(), oauth };
     Ok(NewAccount {
         name: fields.name.clone(),
         notes: fields.notes.clone(),
@@ -201,7 +212,7 @@ fn to_new(fields: &AccountFields, credentials_encrypted: String, group_ids: Vec<
 }
 
 fn seal(secrets: &SecretBox, api_key: &str) -> String {
-    StoredCredentials { api_key: api_key.to_owned() }.seal(secrets)
+    StoredCredentials::api_key(api_key).seal(secrets)
 }
 
 /// The upstream API key of an account, for the gateway and the account test.
@@ -219,7 +230,7 @@ pub async fn create_account(store: &Store, secrets: &SecretBox, input: AccountIn
     check_proxy(store, fields.proxy_id).await?;
     let api_key =
         fields.api_key.as_deref().ok_or_else(|| AppError::Invalid("credentials.api_key: is required".into()))?;
-    let row = store.create_account(&to_new(&fields, seal(secrets, api_key), group_ids.clone())?).await?;
+    let row = store.create_account(&to_new(&fields, seal(secrets, api_key), group_ids.clone(), None)?).await?;
     view_of(&row, group_ids, 0)
 }
 
@@ -242,7 +253,7 @@ pub async fn update_account(
         Some(key) => seal(secrets, key),
         None => row.credentials_encrypted.clone(),
     };
-    let row = store.update_account(id, &to_new(&fields, sealed, group_ids.clone())?).await?;
+    let row = store.update_account(id, &to_new(&fields, sealed, group_ids.clone(), oauth_of(&row)?)?).await?;
     view_of(&row, group_ids, 0)
 }
 
@@ -284,7 +295,7 @@ pub async fn bulk_import(
         let sealed = seal(secrets, fields.api_key.as_deref().unwrap_or(key));
         // A line that cannot be stored is reported like any other bad line, so the accounts
         // already created are in the result and a retry of the failed lines adds no duplicates.
-        let stored = match to_new(&fields, sealed, group_ids.clone()) {
+        let stored = match to_new(&fields, sealed, group_ids.clone(), None) {
             Ok(new) => store.create_account(&new).await.map_err(AppError::from),
             Err(e) => Err(e),
         };
@@ -359,7 +370,7 @@ pub async fn test_account(
     }
 }
 
-fn dedup(mut ids: Vec<i64>) -> Vec<i64> {
+pub(crate) fn dedup(mut ids: Vec<i64>) -> Vec<i64> {
     ids.sort_unstable();
     ids.dedup();
     ids

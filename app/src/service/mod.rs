@@ -6,6 +6,7 @@ pub mod admin_key;
 pub mod auth;
 pub mod groups;
 pub mod models;
+pub mod oauth;
 pub mod proxies;
 pub mod settings;
 pub mod usage;

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use http::HeaderMap;
 use serde_json::json;
 
-use super::{Gateway, anthropic, gemini};
+use super::{Gateway, anthropic, claude_code, gemini};
 use crate::schedule::map_model;
 use crate::usage::SseLineBuffer;
 
@@ -75,12 +75,22 @@ impl Gateway {
             client
                 .post(gemini::url(account, &self.config.gemini_base_url, &path, Some("alt=sse")))
                 .headers(gemini::headers(&HeaderMap::new(), account))
+        } else if account.oauth.is_some() {
+            // Shaped as any non-Claude-Code request on a subscription account would be.
+            let none = HeaderMap::new();
+            let raw = axum::body::Bytes::from(body.to_string());
+            let base = super::upstream_base(account, &self.config.anthropic_base_url);
+            let headers = claude_code::headers(&none, anthropic::forwarded(&none), account, &upstream_model, false);
+            let shaped = claude_code::body(&raw, &body, &none, account, &upstream_model, true, false);
+            client.post(format!("{base}/v1/messages?{}", claude_code::query(None))).headers(headers).body(shaped)
         } else {
             client
                 .post(anthropic::url(account, &self.config.anthropic_base_url, "/v1/messages", None))
                 .headers(anthropic::headers(&HeaderMap::new(), account))
+                .body(body.to_string())
         };
-        let request = request.body(body.to_string()).timeout(TEST_TIMEOUT);
+        let request = if is_gemini { request.body(body.to_string()) } else { request };
+        let request = request.timeout(TEST_TIMEOUT);
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {

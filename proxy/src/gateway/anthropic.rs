@@ -15,7 +15,7 @@ const MAX_HELD: usize = 1024 * 1024;
 
 /// Client headers forwarded upstream; everything else (the gateway key above all, cookies,
 /// `accept-encoding`, hop-by-hop headers) stays here.
-const FORWARDED: &[&str] = &[
+pub(super) const FORWARDED: &[&str] = &[
     "accept",
     "accept-language",
     "anthropic-beta",
@@ -36,12 +36,18 @@ pub(super) fn url(account: &AccountEntry, default_base: &str, path: &str, query:
     if kept.is_empty() { format!("{base}{path}") } else { format!("{base}{path}?{}", kept.join("&")) }
 }
 
-/// The headers sent upstream: the allowlisted client headers and the account's key.
-pub(super) fn headers(client: &HeaderMap, account: &AccountEntry) -> HeaderMap {
+/// The allowlisted client headers, with a default `anthropic-version`.
+pub(super) fn forwarded(client: &HeaderMap) -> HeaderMap {
     let mut out = super::forwarded_headers(client, FORWARDED);
     if !out.contains_key("anthropic-version") {
         out.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static(DEFAULT_VERSION));
     }
+    out
+}
+
+/// The headers sent upstream: the allowlisted client headers and the account's key.
+pub(super) fn headers(client: &HeaderMap, account: &AccountEntry) -> HeaderMap {
+    let mut out = forwarded(client);
     if let Some(key) = super::secret_header(&account.api_key) {
         out.insert(HeaderName::from_static("x-api-key"), key);
     }
@@ -59,16 +65,16 @@ pub(super) fn body(original: &Bytes, requested: &str, upstream: &str) -> Bytes {
 
 fn replace_model(original: &[u8], model: &str) -> Option<Vec<u8>> {
     let model = serde_json::Value::String(model.to_owned()).to_string();
-    rewrite_top_level(original, |key, _| (key == "model").then(|| model.clone()), None)
+    rewrite_top_level(original, |key, _| (key == "model").then(|| model.clone()), &[])
 }
 
 /// Re-emits a JSON object's top-level fields in their order and with their exact bytes,
-/// except those `edit` returns new JSON text for; `append` adds a field when it is absent.
+/// except those `edit` returns new JSON text for; `append` adds fields that are absent.
 /// `None` when the body is not a JSON object.
 pub(super) fn rewrite_top_level(
     original: &[u8],
     edit: impl Fn(&str, &str) -> Option<String>,
-    append: Option<(&str, &str)>,
+    append: &[(&str, &str)],
 ) -> Option<Vec<u8>> {
     struct Fields<'a>(Vec<(String, &'a RawValue)>);
     struct FieldsVisitor;
@@ -100,12 +106,15 @@ pub(super) fn rewrite_top_level(
             None => out.extend_from_slice(value.get().as_bytes()),
         }
     }
-    if let Some((key, text)) = append
-        && !fields.0.iter().any(|(k, _)| k == key)
-    {
-        if !fields.0.is_empty() {
+    let mut any = !fields.0.is_empty();
+    for (key, text) in append {
+        if fields.0.iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        if any {
             out.push(b',');
         }
+        any = true;
         serde_json::to_writer(&mut out, key).ok()?;
         out.push(b':');
         out.extend_from_slice(text.as_bytes());
@@ -229,6 +238,7 @@ pub(super) mod tests_support {
             overload_until: None,
             last_used_at: None,
             proxy: None,
+            oauth: None,
         }
     }
 }

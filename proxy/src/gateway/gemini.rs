@@ -112,7 +112,7 @@ pub(super) fn restore_model_version(body: Bytes, requested: &str, upstream: &str
             changed.set(changed.get() || hit);
             hit.then(|| requested.clone())
         },
-        None,
+        &[],
     );
     match edited {
         Some(edited) if changed.get() => Bytes::from(edited),

@@ -11,6 +11,7 @@
 
 pub mod account_test;
 mod anthropic;
+mod claude_code;
 mod gemini;
 mod messages;
 mod openai;
@@ -78,6 +79,8 @@ pub struct GatewayConfig {
     /// Used when a Gemini account has no `base_url`.
     pub gemini_base_url: String,
     pub cooldown: CooldownConfig,
+    /// Sign-in and token refresh of subscription accounts.
+    pub oauth: crate::oauth::OAuthConfig,
 }
 
 impl Default for GatewayConfig {
@@ -96,6 +99,7 @@ impl Default for GatewayConfig {
             openai_base_url: "https://api.openai.com".into(),
             gemini_base_url: "https://generativelanguage.googleapis.com".into(),
             cooldown: CooldownConfig::default(),
+            oauth: crate::oauth::OAuthConfig::default(),
         }
     }
 }
@@ -135,7 +139,7 @@ pub struct Gateway {
     pub config: GatewayConfig,
     pub snapshot: Arc<SnapshotCell>,
     pub coord: Arc<dyn Coordinator>,
-    store: Store,
+    pub(crate) store: Store,
     /// The client for accounts without an outbound proxy.
     http: reqwest::Client,
     /// The clients for accounts behind an outbound proxy, one per proxy.
@@ -301,6 +305,25 @@ impl Gateway {
     fn client_for(&self, account: &crate::snapshot::AccountEntry) -> reqwest::Result<reqwest::Client> {
         let Some(target) = account.proxy.as_deref() else { return Ok(self.http.clone()) };
         self.proxied.get(target, |t| self.snapshot.current().proxies.values().any(|p| **p == *t))
+    }
+
+    /// The client for an account's token requests: through its proxy like its traffic, or
+    /// direct.
+    pub(crate) fn oauth_client(&self, account_id: i64) -> reqwest::Client {
+        let snap = self.snapshot.current();
+        match snap.accounts.get(&account_id) {
+            Some(account) => self.client_for(account).unwrap_or_else(|_| self.http.clone()),
+            None => self.http.clone(),
+        }
+    }
+
+    /// The client for a sign-in's code exchange: through `proxy_id` when the admin chose one.
+    pub fn sign_in_client(&self, proxy_id: Option<i64>) -> reqwest::Result<reqwest::Client> {
+        let snap = self.snapshot.current();
+        match proxy_id.and_then(|id| snap.proxies.get(&id)) {
+            Some(target) => self.proxied.get(target, |t| snap.proxies.values().any(|p| **p == *t)),
+            None => Ok(self.http.clone()),
+        }
     }
 
     fn note_used(&self, account_id: i64, at: OffsetDateTime) {

@@ -56,7 +56,7 @@ pub(super) fn body(original: &Bytes, requested: &str, upstream: &str, force_incl
             }
             _ => None,
         },
-        force_include_usage.then_some(("stream_options", r#"{"include_usage":true}"#)),
+        force_include_usage.then_some(("stream_options", r#"{"include_usage":true}"#)).as_slice(),
     );
     edited.map_or_else(|| original.clone(), Bytes::from)
 }

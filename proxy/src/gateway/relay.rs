@@ -18,6 +18,7 @@ use store::coord::{CooldownKind, QueueGuard, SlotGuard};
 use time::OffsetDateTime;
 
 use super::anthropic;
+use super::claude_code;
 use super::gemini::{self, GeminiAction};
 use super::openai;
 use super::sink::Sink;
@@ -26,6 +27,7 @@ use super::{Gateway, OVERHEAD_HEADER, account_slot_key, error_response, slot_lim
 use crate::auth::Caller;
 use crate::cooldown::{self, Disposition, HealthAction, TransportFailure, UpstreamFailure};
 use crate::error::{Protocol, ProxyError};
+use crate::oauth::keeper;
 use crate::schedule::{self, Unavailable};
 use crate::snapshot::AccountEntry;
 use crate::translate::{self, StreamConverter};
@@ -369,7 +371,34 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
         rec.account_id = Some(account.id);
         rec.upstream_model.clone_from(&candidate.upstream_model);
 
-        match attempt(gw, job, account, &candidate.upstream_model, sink, rec).await {
+        let mut outcome = attempt(gw, job, account, &candidate.upstream_model, sink, rec).await;
+        // A subscription token the upstream refused gets one refresh and one more try on
+        // the same account before the request moves on.
+        let refreshed;
+        let mut account = account;
+        if let Attempt::Failed { status: Some(401), health } = &mut outcome
+            && account.oauth.as_ref().is_some_and(|o| o.refreshable)
+        {
+            let rejected = keeper::Trigger::Rejected(account.api_key.clone());
+            match keeper::refresh_account(gw, account.id, rejected).await {
+                Ok(()) => {
+                    refreshed = gw.snapshot.current();
+                    if let Some(fresh) = refreshed.accounts.get(&account.id) {
+                        tracing::info!(account_id = account.id, "retrying with the refreshed token");
+                        account = fresh;
+                        outcome = attempt(gw, job, account, &candidate.upstream_model, sink, rec).await;
+                    }
+                }
+                // The refresh itself put the account in error, with the better reason.
+                Err(keeper::RefreshError::OAuth(crate::oauth::OAuthError::InvalidGrant(_))) => {
+                    *health = HealthAction::None;
+                }
+                Err(e) => {
+                    tracing::warn!(account_id = account.id, error = %e, "refreshing a rejected token failed");
+                }
+            }
+        }
+        match outcome {
             Attempt::Success(response) => {
                 if let Some(key) = &job.binding {
                     bind_session(gw, key, account.id, sticky == Some(account.id)).await;
@@ -564,6 +593,23 @@ async fn attempt(
             .post(openai::url(account, &cfg.openai_base_url, &path))
             .headers(openai::headers(&job.headers, account))
             .body(openai::body(&job.body, &job.model, upstream_model, force_usage(job))),
+        (_, _) if account.oauth.is_some() => {
+            let parsed: serde_json::Value = serde_json::from_slice(&job.body).unwrap_or_default();
+            let genuine = claude_code::is_claude_code(&job.headers, &parsed);
+            let base = super::upstream_base(account, &cfg.anthropic_base_url);
+            let messages = endpoint == Endpoint::Messages;
+            let headers = claude_code::headers(
+                &job.headers,
+                anthropic::forwarded(&job.headers),
+                account,
+                upstream_model,
+                genuine,
+            );
+            client
+                .post(format!("{base}{path}?{}", claude_code::query(job.query.as_deref())))
+                .headers(headers)
+                .body(claude_code::body(&job.body, &parsed, &job.headers, account, upstream_model, messages, genuine))
+        }
         (_, _) => client
             .post(anthropic::url(account, &cfg.anthropic_base_url, &path, job.query.as_deref()))
             .headers(anthropic::headers(&job.headers, account))

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use futures_util::stream;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use super::fake_oauth::{FakeOAuth, TokenRequest};
 use super::journal::{Journal, RecordedRequest, Slot};
 use super::script::{Ending, Script};
 use super::wire::{self, Endpoint, Exchange, Protocol, Reply, ReplyBody};
@@ -73,6 +74,7 @@ struct Shared {
 struct FakeState {
     scripts: Scripts,
     journal: Journal,
+    oauth: FakeOAuth,
 }
 
 impl Shared {
@@ -274,6 +276,31 @@ impl FakeUpstream {
         }
     }
 
+    /// Lifetime (seconds) of the access tokens the fake OAuth endpoint issues from now on.
+    pub fn set_token_lifetime(&self, seconds: i64) {
+        self.shared().lock().oauth.expires_in = seconds;
+    }
+
+    /// The next token issued lives `seconds`; later ones the usual lifetime again.
+    pub fn push_token_lifetime(&self, seconds: i64) {
+        self.shared().lock().oauth.next_lifetimes.push_back(seconds);
+    }
+
+    /// Every refresh token issued so far stops working (`invalid_grant`).
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared().lock().oauth.revoke_all();
+    }
+
+    /// The next token request gets `status` with the OAuth error `error`.
+    pub fn fail_next_token_request(&self, status: u16, error: &str) {
+        self.shared().lock().oauth.failures.push_back((status, error.to_owned()));
+    }
+
+    /// Every request the fake OAuth token endpoint received, oldest first.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.shared().lock().oauth.requests.clone()
+    }
+
     /// Stops accepting connections, breaks off every response in progress and waits for
     /// the server to finish. Later calls return at once.
     pub async fn shutdown(&self) {
@@ -330,6 +357,13 @@ async fn fake_upstream_handler(State(shared): State<Arc<Shared>>, request: Reque
         Ok(body) => (body, true),
         Err(_) => (Bytes::new(), false),
     };
+    if parts.method == http::Method::POST && parts.uri.path().ends_with("/oauth/token") {
+        let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let (status, json) = shared.lock().oauth.answer(parts.uri.path(), content_type, &body);
+        let mut res = axum::Json(json).into_response();
+        *res.status_mut() = status;
+        return res;
+    }
     let json = serde_json::from_slice::<Value>(&body).ok();
     let credential = credential_of(&parts.headers);
     let endpoint = Endpoint::of(&parts.method, parts.uri.path());

@@ -18,13 +18,19 @@
 //! # }
 //! ```
 
+mod fake_oauth;
 mod fake_upstream;
 mod forward_proxy;
 mod journal;
 mod script;
 mod wire;
 
+pub use fake_oauth::TokenRequest;
 pub use fake_upstream::FakeUpstream;
+/// Who the fake OAuth provider's tokens belong to.
+pub mod oauth_identity {
+    pub use super::fake_oauth::{ACCOUNT_UUID, BAD_CODE, CHATGPT_ACCOUNT_ID, EMAIL, ORG_UUID};
+}
 pub use forward_proxy::ForwardProxy;
 pub use journal::RecordedRequest;
 pub use script::{DEFAULT_DELTAS, DEFAULT_TEXT, DEFAULT_USAGE, Script};
