@@ -142,6 +142,37 @@ pub struct AccountView {
     /// OAuth and setup-token accounts: the grant (never the tokens themselves).
     #[serde(default)]
     pub oauth: Option<OAuthInfo>,
+    /// Subscription usage windows as the upstream last reported them.
+    #[serde(default)]
+    pub windows: Vec<UsageWindow>,
+}
+
+/// One subscription usage window (Anthropic `5h` / `7d`, Codex `primary` / `secondary`) as
+/// the upstream's response headers last described it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageWindow {
+    pub name: String,
+    /// Anthropic: `allowed`, `allowed_warning` or `rejected`; absent for Codex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Share of the window used, 0–100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_percent: Option<f64>,
+    /// RFC 3339; when the window resets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resets_at: Option<String>,
+    /// Length of the window, when the upstream says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_minutes: Option<i64>,
+    /// RFC 3339; when this was read.
+    pub updated_at: String,
+}
+
+impl UsageWindow {
+    /// Used up: rejected, or at (or past) 100 %.
+    pub fn exhausted(&self) -> bool {
+        self.status.as_deref() == Some("rejected") || self.used_percent.is_some_and(|p| p >= 100.0)
+    }
 }
 
 /// What is known about an OAuth / setup-token account's grant, without its secrets.

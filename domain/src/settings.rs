@@ -19,6 +19,7 @@ pub mod keys {
     pub const MAX_EXTRA_WAITERS: &str = "gateway.max_extra_waiters";
     pub const OVERLOAD_COOLDOWN_MINUTES: &str = "rate_limit.overload_cooldown_minutes";
     pub const FALLBACK_COOLDOWN_SECONDS: &str = "rate_limit.fallback_cooldown_seconds";
+    pub const WINDOW_THRESHOLD_PERCENT: &str = "rate_limit.window_threshold_percent";
 
     /// The settings the relay reads on every request.
     pub const GATEWAY: &[&str] = &[
@@ -28,6 +29,7 @@ pub mod keys {
         MAX_EXTRA_WAITERS,
         OVERLOAD_COOLDOWN_MINUTES,
         FALLBACK_COOLDOWN_SECONDS,
+        WINDOW_THRESHOLD_PERCENT,
     ];
 }
 
@@ -42,6 +44,7 @@ pub struct GatewayOverrides {
     pub max_extra_waiters: Option<u32>,
     pub overload_cooldown_minutes: Option<u64>,
     pub fallback_cooldown_seconds: Option<u64>,
+    pub window_threshold_percent: Option<u8>,
 }
 
 impl GatewayOverrides {
@@ -58,6 +61,7 @@ impl GatewayOverrides {
                 keys::MAX_EXTRA_WAITERS => o.max_extra_waiters = value.parse().ok(),
                 keys::OVERLOAD_COOLDOWN_MINUTES => o.overload_cooldown_minutes = value.parse().ok(),
                 keys::FALLBACK_COOLDOWN_SECONDS => o.fallback_cooldown_seconds = value.parse().ok(),
+                keys::WINDOW_THRESHOLD_PERCENT => o.window_threshold_percent = value.parse().ok().filter(|p| *p <= 100),
                 _ => {}
             }
         }
@@ -79,6 +83,10 @@ pub struct Settings {
     pub max_extra_waiters: u32,
     pub overload_cooldown_minutes: u64,
     pub fallback_cooldown_seconds: u64,
+    /// A subscription account whose usage window is this full (percent) is not scheduled
+    /// until the window resets; 0: only when used up.
+    #[serde(default)]
+    pub window_threshold_percent: u8,
 }
 
 /// Body of `PUT /api/v1/admin/settings`: only the fields present change.
@@ -94,6 +102,8 @@ pub struct SettingsInput {
     pub max_extra_waiters: Option<u32>,
     pub overload_cooldown_minutes: Option<u64>,
     pub fallback_cooldown_seconds: Option<u64>,
+    #[serde(default)]
+    pub window_threshold_percent: Option<u8>,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
@@ -129,6 +139,7 @@ impl SettingsInput {
         in_range("max_extra_waiters", self.max_extra_waiters, 0, 10_000)?;
         in_range("overload_cooldown_minutes", self.overload_cooldown_minutes, 0, 24 * 60)?;
         in_range("fallback_cooldown_seconds", self.fallback_cooldown_seconds, 0, 24 * 3600)?;
+        in_range("window_threshold_percent", self.window_threshold_percent, 0, 100)?;
         let numbers = [
             (keys::DEFAULT_USER_CONCURRENCY, self.default_user_concurrency.map(|v| v.to_string())),
             (keys::MAX_ACCOUNT_SWITCHES, self.max_account_switches.map(|v| v.to_string())),
@@ -137,6 +148,7 @@ impl SettingsInput {
             (keys::MAX_EXTRA_WAITERS, self.max_extra_waiters.map(|v| v.to_string())),
             (keys::OVERLOAD_COOLDOWN_MINUTES, self.overload_cooldown_minutes.map(|v| v.to_string())),
             (keys::FALLBACK_COOLDOWN_SECONDS, self.fallback_cooldown_seconds.map(|v| v.to_string())),
+            (keys::WINDOW_THRESHOLD_PERCENT, self.window_threshold_percent.map(|v| v.to_string())),
         ];
         rows.extend(numbers.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         Ok(rows)

@@ -203,9 +203,10 @@ fn rate_limit_reset(
 ) -> Option<OffsetDateTime> {
     let future = |t: OffsetDateTime| (t > now).then_some(t);
     match platform {
-        // Preference order: the subscription's own reset, then the generic hints.
-        Platform::Anthropic => header_str(headers, ANTHROPIC_UNIFIED_RESET)
-            .and_then(parse_unix_or_rfc3339)
+        // Preference order: the reset of the window that is used up, the subscription's
+        // overall reset, then the generic hints.
+        Platform::Anthropic => crate::windows::bench_until(&crate::windows::parse(platform, headers, now), 0, now)
+            .or_else(|| header_str(headers, ANTHROPIC_UNIFIED_RESET).and_then(parse_unix_or_rfc3339))
             .and_then(future)
             .or_else(|| retry_after_ms(headers, now).and_then(future))
             .or_else(|| retry_after(headers, now).and_then(future)),
@@ -299,27 +300,11 @@ pub(crate) fn parse_go_duration(value: &str) -> Option<Duration> {
     Duration::checked_seconds_f64(total_secs)
 }
 
-/// Codex (ChatGPT subscription) usage windows: `x-codex-{primary,secondary}-used-percent`
-/// with `…-reset-at` (unix seconds) or `…-reset-after-seconds`. Only a window that is used
-/// up (≥ 100 %) says when the account comes back; of those, the latest reset wins. A window
-/// that still has room is ignored, so a 5-hour limit does not bench an account for a week.
+/// Codex (ChatGPT subscription) usage windows: only a window that is used up (≥ 100 %)
+/// says when the account comes back; of those, the latest reset wins. A window that still
+/// has room is ignored, so a 5-hour limit does not bench an account for a week.
 fn codex_exhausted_window_reset(headers: &HeaderMap, now: OffsetDateTime) -> Option<OffsetDateTime> {
-    ["primary", "secondary"]
-        .into_iter()
-        .filter_map(|window| {
-            let used = header_str(headers, &format!("x-codex-{window}-used-percent"))?.parse::<f64>().ok()?;
-            if used < 100.0 {
-                return None;
-            }
-            header_str(headers, &format!("x-codex-{window}-reset-at"))
-                .and_then(|v| v.parse::<i64>().ok())
-                .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
-                .or_else(|| {
-                    let after = header_str(headers, &format!("x-codex-{window}-reset-after-seconds"))?;
-                    now.checked_add(Duration::checked_seconds_f64(parse_non_negative(after)?)?)
-                })
-        })
-        .max()
+    crate::windows::bench_until(&crate::windows::parse(Platform::Openai, headers, now), 0, now)
 }
 
 /// Gemini puts the wait in the error body:

@@ -36,3 +36,4 @@ pub mod testing;
 pub mod translate;
 pub mod usage;
 pub mod usage_writer;
+pub mod windows;

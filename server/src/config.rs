@@ -185,6 +185,10 @@ pub struct GatewayConfig {
     pub openai_base_url: String,
     /// Used by Gemini accounts without their own base URL.
     pub gemini_base_url: String,
+    /// ChatGPT (Codex) subscription accounts call `{this}/backend-api/codex/responses`.
+    pub chatgpt_base_url: String,
+    /// Instructions the Codex backend gets for clients that send none (it requires some).
+    pub codex_instructions: String,
 }
 
 impl Default for GatewayConfig {
@@ -205,6 +209,8 @@ impl Default for GatewayConfig {
             anthropic_base_url: d.anthropic_base_url,
             openai_base_url: d.openai_base_url,
             gemini_base_url: d.gemini_base_url,
+            chatgpt_base_url: d.chatgpt_base_url,
+            codex_instructions: d.codex_instructions,
         }
     }
 }
@@ -216,6 +222,10 @@ pub struct RateLimitConfig {
     pub fallback_cooldown_seconds: u64,
     /// Cooldown after an upstream 529 (overloaded).
     pub overload_cooldown_minutes: u64,
+    /// Stop scheduling a subscription account whose usage window (Anthropic 5-hour / 7-day,
+    /// Codex primary / secondary) is this full, in percent, until the window resets;
+    /// 0: only when it is used up.
+    pub window_threshold_percent: u8,
 }
 
 impl Default for RateLimitConfig {
@@ -224,6 +234,7 @@ impl Default for RateLimitConfig {
         Self {
             fallback_cooldown_seconds: d.fallback_cooldown_seconds,
             overload_cooldown_minutes: d.overload_cooldown_minutes,
+            window_threshold_percent: 0,
         }
     }
 }
@@ -332,11 +343,14 @@ impl Config {
             anthropic_base_url: g.anthropic_base_url.clone(),
             openai_base_url: g.openai_base_url.clone(),
             gemini_base_url: g.gemini_base_url.clone(),
+            chatgpt_base_url: g.chatgpt_base_url.clone(),
+            codex_instructions: g.codex_instructions.clone(),
             cooldown: proxy::cooldown::CooldownConfig {
                 fallback_cooldown_seconds: self.rate_limit.fallback_cooldown_seconds,
                 overload_cooldown_minutes: self.rate_limit.overload_cooldown_minutes,
             },
             oauth: self.oauth.to_proxy(),
+            window_threshold_percent: self.rate_limit.window_threshold_percent.min(100),
         }
     }
 }

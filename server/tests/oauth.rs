@@ -9,110 +9,16 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use proxy::testing::oauth_identity::{ACCOUNT_UUID, BAD_CODE, EMAIL};
-use proxy::testing::{FakeUpstream, RecordedRequest, Script};
+use proxy::testing::{RecordedRequest, Script};
 use serde_json::{Value, json};
 use server::config::Config;
-use store::testing::TestDb;
-use support::{TestApp, admin_at, default_env, test_config};
+use support::TestApp;
+use support::subscription::{admin, admin_err, query_of, sign_in};
 
 const SYSTEM_PROMPT: &str = "You are Claude Code, Anthropic's official CLI for Claude.";
-
-async fn spawn(db: TestDb, fake: &FakeUpstream, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let mut config = test_config(&db);
-    config.gateway.anthropic_base_url = fake.url();
-    config.oauth.claude.authorize_url = format!("{}/oauth/authorize", fake.url());
-    config.oauth.claude.token_url = format!("{}/v1/oauth/token", fake.url());
-    config.oauth.refresh.enabled = false;
-    config.oauth.refresh.retry_backoff_seconds = 0;
-    tweak(&mut config);
-    TestApp::spawn_with(db, config, default_env()).await
-}
-
-/// Runs a scenario on SQLite, then on PostgreSQL when configured.
-macro_rules! on_both {
-    ($name:ident, $tweak:expr, |$app:ident, $fake:ident| $body:block) => {
-        mod $name {
-            use super::*;
-
-            async fn scenario(db: TestDb) {
-                let $fake = FakeUpstream::start().await;
-                let app = spawn(db, &$fake, $tweak).await;
-                {
-                    let $app = &app;
-                    $body
-                }
-                app.shutdown().await;
-            }
-
-            #[tokio::test]
-            async fn sqlite() {
-                scenario(TestDb::sqlite().await).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let Some(db) = TestDb::postgres().await else {
-                    eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant not run");
-                    return;
-                };
-                scenario(db).await;
-            }
-        }
-    };
-}
-
-async fn admin(app: &TestApp, method: &str, path: &str, body: Value) -> Value {
-    admin_at(&app.client, &app.url(""), method, path, body).await
-}
-
-/// An admin call expected to fail: its status and message.
-async fn admin_err(app: &TestApp, method: reqwest::Method, path: &str, body: Value) -> (u16, String) {
-    let res = app
-        .client
-        .request(method, app.url(&format!("/api/v1/admin{path}")))
-        .header("x-api-key", support::ADMIN_API_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let body: Value = res.json().await.unwrap();
-    (status, body["message"].as_str().unwrap_or_default().to_owned())
-}
-
-fn query_of(url: &str) -> HashMap<String, String> {
-    reqwest::Url::parse(url).unwrap().query_pairs().into_owned().collect()
-}
-
-/// A group, a Claude account signed in through the REST flow (`kind`: oauth or
-/// setup-token), and a gateway key. Returns (account id, key, the authorize URL's query).
-async fn sign_in(app: &TestApp, kind: &str) -> (i64, String, HashMap<String, String>) {
-    let group = admin(app, "POST", "/groups", json!({"name": format!("claude-{kind}"), "platform": "anthropic"})).await
-        ["id"]
-        .clone();
-    let user =
-        admin(app, "POST", "/users", json!({"email": format!("{kind}@example.com"), "password": "dev-password-1"}))
-            .await["id"]
-            .as_i64()
-            .unwrap();
-    let key =
-        admin(app, "POST", &format!("/users/{user}/api-keys"), json!({"name": "k", "group_id": group})).await["key"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    let started =
-        admin(app, "POST", "/accounts/generate-auth-url", json!({"platform": "anthropic", "type": kind})).await;
-    let q = query_of(started["auth_url"].as_str().unwrap());
-    let code = format!("the-code#{}", q["state"]);
-    let body =
-        json!({"session_id": started["session_id"], "code": code, "name": format!("max-{kind}"), "group_ids": [group]});
-    let view = admin(app, "POST", "/accounts/exchange-code", body).await;
-    (view["id"].as_i64().unwrap(), key, q)
-}
 
 /// A Messages request as the Python SDK sends it.
 async fn sdk_request(app: &TestApp, key: &str, text: &str) -> reqwest::Response {
@@ -134,7 +40,7 @@ fn header<'a>(req: &'a RecordedRequest, name: &str) -> &'a str {
     req.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 
-on_both!(sign_in_stores_sealed_tokens_and_shapes_requests, |_| {}, |app, fake| {
+subscription_scenario!(sign_in_stores_sealed_tokens_and_shapes_requests, |_| {}, |app, fake| {
     let (id, key, q) = sign_in(app, "oauth").await;
     assert_eq!((q["code_challenge_method"].as_str(), q["response_type"].as_str()), ("S256", "code"));
     assert!(q["scope"].contains("user:inference") && q["scope"].contains("user:profile"), "{q:?}");
@@ -193,7 +99,7 @@ on_both!(sign_in_stores_sealed_tokens_and_shapes_requests, |_| {}, |app, fake| {
     assert!(status == 400 && message.contains("credentials"), "{status} {message}");
 });
 
-on_both!(setup_tokens_and_bad_codes, |_| {}, |app, fake| {
+subscription_scenario!(setup_tokens_and_bad_codes, |_| {}, |app, fake| {
     let (id, _, q) = sign_in(app, "setup-token").await;
     assert_eq!(q["scope"], "user:inference");
     let g = fake.token_requests().pop().unwrap();
@@ -221,7 +127,7 @@ on_both!(setup_tokens_and_bad_codes, |_| {}, |app, fake| {
     assert_eq!(view["type"], "setup-token");
 });
 
-on_both!(a_rejected_token_is_refreshed_once_and_the_request_retried, |_| {}, |app, fake| {
+subscription_scenario!(a_rejected_token_is_refreshed_once_and_the_request_retried, |_| {}, |app, fake| {
     let (id, key, _) = sign_in(app, "oauth").await;
     fake.push_for("fake-at-1", Script::status_code(401).error_message("OAuth token has expired"));
     let res = sdk_request(app, &key, "hi").await;
@@ -241,7 +147,7 @@ on_both!(a_rejected_token_is_refreshed_once_and_the_request_retried, |_| {}, |ap
     assert_eq!(fake.count_for("fake-at-2"), 2);
 });
 
-on_both!(a_refused_refresh_puts_the_account_in_error, |_| {}, |app, fake| {
+subscription_scenario!(a_refused_refresh_puts_the_account_in_error, |_| {}, |app, fake| {
     let (id, key, _) = sign_in(app, "oauth").await;
     fake.revoke_refresh_tokens();
     fake.push_for("fake-at-1", Script::status_code(401).error_message("OAuth token revoked"));
@@ -259,7 +165,7 @@ on_both!(a_refused_refresh_puts_the_account_in_error, |_| {}, |app, fake| {
     assert!(message.contains("invalid_grant") && message.contains("sign in again"), "{message}");
 });
 
-on_both!(
+subscription_scenario!(
     tokens_are_refreshed_ahead_of_expiry,
     |c: &mut Config| {
         c.oauth.refresh.enabled = true;
@@ -290,7 +196,7 @@ on_both!(
     }
 );
 
-on_both!(an_admin_refresh_rotates_the_token, |_| {}, |app, fake| {
+subscription_scenario!(an_admin_refresh_rotates_the_token, |_| {}, |app, fake| {
     let (id, key, _) = sign_in(app, "oauth").await;
     let view = admin(app, "POST", &format!("/accounts/{id}/refresh"), Value::Null).await;
     assert!(view["oauth"]["refreshed_at"].is_string());

@@ -10,7 +10,7 @@ use crate::{StoreError, StoreResult};
 
 const ACCOUNT_COLUMNS: &str = "SELECT id, name, notes, platform, type, credentials_encrypted, extra, model_mapping, \
      proxy_id, concurrency, priority, status, error_message, schedulable, rate_limit_reset_at, overload_until, \
-     last_used_at, created_at FROM accounts";
+     last_used_at, created_at, usage_windows FROM accounts";
 
 /// Inserts one `account_groups` row per group inside the transaction `$tx`.
 macro_rules! insert_memberships {
@@ -165,6 +165,16 @@ macro_rules! impl_account_repo {
                 let done = sqlx::query::<$db>("UPDATE accounts SET schedulable = $1, updated_at = $2 WHERE id = $3")
                     .bind(schedulable)
                     .bind(at(OffsetDateTime::now_utc()))
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 { Err(StoreError::NotFound("account")) } else { Ok(()) }
+            }
+
+            async fn set_account_windows(&self, id: i64, usage_windows: &str) -> StoreResult<()> {
+                // Not `updated_at`: this is the upstream's news, not an edit.
+                let done = sqlx::query::<$db>("UPDATE accounts SET usage_windows = $1 WHERE id = $2")
+                    .bind(usage_windows)
                     .bind(id)
                     .execute(&self.pool)
                     .await?;

@@ -267,6 +267,8 @@ pub struct AccountRow {
     pub overload_until: Option<OffsetDateTime>,
     pub last_used_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
+    /// JSON array of `domain::account::UsageWindow`.
+    pub usage_windows: String,
 }
 
 /// What `create_account` / `update_account` write. On update `platform` and `kind` are
@@ -310,6 +312,8 @@ pub trait AccountRepo: Send + Sync {
         overload_until: Option<OffsetDateTime>,
     ) -> StoreResult<()>;
     async fn set_account_schedulable(&self, id: i64, schedulable: bool) -> StoreResult<()>;
+    /// Replaces the usage windows the upstream last reported (JSON array).
+    async fn set_account_windows(&self, id: i64, usage_windows: &str) -> StoreResult<()>;
     /// Replaces the sealed credentials and the `extra` settings (a token refresh).
     async fn set_account_secrets(&self, id: i64, credentials_encrypted: &str, extra: &str) -> StoreResult<()>;
     async fn touch_accounts_used(&self, ids: &[i64], used_at: OffsetDateTime) -> StoreResult<()>;

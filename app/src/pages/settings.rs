@@ -68,6 +68,7 @@ fn SettingsForm(initial: Settings) -> impl IntoView {
     let switches = text(initial.max_account_switches.to_string());
     let overload = text(initial.overload_cooldown_minutes.to_string());
     let fallback = text(initial.fallback_cooldown_seconds.to_string());
+    let threshold = text(initial.window_threshold_percent.to_string());
     let sticky = text(initial.sticky_ttl_seconds.to_string());
     let wait = text(initial.wait_timeout_seconds.to_string());
     let waiters = text(initial.max_extra_waiters.to_string());
@@ -85,6 +86,7 @@ fn SettingsForm(initial: Settings) -> impl IntoView {
             max_extra_waiters: Some(number("max_extra_waiters", &waiters.get_untracked())?),
             overload_cooldown_minutes: Some(number("overload_cooldown_minutes", &overload.get_untracked())?),
             fallback_cooldown_seconds: Some(number("fallback_cooldown_seconds", &fallback.get_untracked())?),
+            window_threshold_percent: Some(number("window_threshold_percent", &threshold.get_untracked())?),
         })
     };
     Effect::new(move |_| match save.value().get() {
@@ -143,6 +145,12 @@ fn SettingsForm(initial: Settings) -> impl IntoView {
                     name="fallback_cooldown_seconds"
                     value=fallback
                     hint="When a 429 says nothing about its reset."
+                />
+                <Field
+                    label="Usage window threshold (%)"
+                    name="window_threshold_percent"
+                    value=threshold
+                    hint="Subscription accounts whose 5-hour or weekly window is this full wait for its reset; 0: only when used up."
                 />
                 <Field label="Sticky session TTL (seconds)" name="sticky_ttl_seconds" value=sticky/>
                 <Field label="Wait timeout (seconds)" name="wait_timeout_seconds" value=wait/>

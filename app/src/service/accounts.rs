@@ -84,6 +84,7 @@ pub(crate) fn view_of(row: &AccountRow, group_ids: Vec<i64>, in_flight: u32) -> 
         in_flight,
         created_at: store::repo::rfc3339(row.created_at),
         oauth: oauth_of(row)?,
+        windows: serde_json::from_str(&row.usage_windows).unwrap_or_default(),
     })
 }
 

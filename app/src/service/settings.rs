@@ -30,6 +30,9 @@ pub async fn get_settings(store: &Store, config: &GatewayConfig) -> Result<Setti
         fallback_cooldown_seconds: stored(store, keys::FALLBACK_COOLDOWN_SECONDS)
             .await?
             .unwrap_or(config.cooldown.fallback_cooldown_seconds),
+        window_threshold_percent: stored(store, keys::WINDOW_THRESHOLD_PERCENT)
+            .await?
+            .unwrap_or(config.window_threshold_percent),
     })
 }
 

@@ -12,6 +12,7 @@
 pub mod account_test;
 mod anthropic;
 mod claude_code;
+mod codex;
 mod gemini;
 mod messages;
 mod openai;
@@ -78,9 +79,15 @@ pub struct GatewayConfig {
     pub openai_base_url: String,
     /// Used when a Gemini account has no `base_url`.
     pub gemini_base_url: String,
+    /// Where ChatGPT (Codex) subscription accounts are served: `{base}/backend-api/codex/responses`.
+    pub chatgpt_base_url: String,
+    /// Instructions sent to the Codex backend for clients that send none (it requires some).
+    pub codex_instructions: String,
     pub cooldown: CooldownConfig,
     /// Sign-in and token refresh of subscription accounts.
     pub oauth: crate::oauth::OAuthConfig,
+    /// See [`Tunables::window_threshold_percent`].
+    pub window_threshold_percent: u8,
 }
 
 impl Default for GatewayConfig {
@@ -98,8 +105,11 @@ impl Default for GatewayConfig {
             anthropic_base_url: "https://api.anthropic.com".into(),
             openai_base_url: "https://api.openai.com".into(),
             gemini_base_url: "https://generativelanguage.googleapis.com".into(),
+            chatgpt_base_url: "https://chatgpt.com".into(),
+            codex_instructions: "You are a helpful assistant.".into(),
             cooldown: CooldownConfig::default(),
             oauth: crate::oauth::OAuthConfig::default(),
+            window_threshold_percent: 0,
         }
     }
 }
@@ -113,6 +123,9 @@ pub struct Tunables {
     pub wait_timeout: Duration,
     pub max_extra_waiters: u32,
     pub cooldown: CooldownConfig,
+    /// Stop scheduling a subscription account whose usage window is this full (percent)
+    /// until the window resets; 0: only when it is used up.
+    pub window_threshold_percent: u8,
 }
 
 impl GatewayConfig {
@@ -130,6 +143,7 @@ impl GatewayConfig {
                     .overload_cooldown_minutes
                     .unwrap_or(self.cooldown.overload_cooldown_minutes),
             },
+            window_threshold_percent: stored.window_threshold_percent.unwrap_or(self.window_threshold_percent),
         }
     }
 }
@@ -149,6 +163,8 @@ pub struct Gateway {
     /// When this instance last picked each account, for least-recently-used order between
     /// snapshot reloads (the store's `last_used_at` is written with the usage rows).
     last_used: Mutex<HashMap<i64, OffsetDateTime>>,
+    /// Subscription usage windows as the upstreams last reported them.
+    windows: crate::windows::WindowBook,
     /// The relay tasks, so shutdown can wait for their usage rows.
     tasks: TaskTracker,
     /// Cancelled when the shutdown grace period is over: streams still running are cut (and
@@ -176,6 +192,7 @@ impl Gateway {
             usage,
             prices,
             last_used: Mutex::new(HashMap::new()),
+            windows: crate::windows::WindowBook::default(),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         })

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 use super::anthropic;
 use super::claude_code;
+use super::codex;
 use super::gemini::{self, GeminiAction};
 use super::openai;
 use super::sink::Sink;
@@ -260,7 +261,14 @@ async fn run(gw: &Gateway, job: &Job, sink: &mut Sink, rec: &mut Record) {
         }
     }
 
-    let mut excluded = HashSet::new();
+    // ChatGPT subscription accounts speak only the Responses API.
+    let mut excluded: HashSet<i64> = if job.upstream_endpoint() == Endpoint::Responses {
+        HashSet::new()
+    } else {
+        let snap = gw.snapshot.current();
+        let group = snap.groups.get(&job.caller.group.id).unwrap_or(&job.caller.group);
+        group.account_ids.iter().copied().filter(|id| snap.accounts.get(id).is_some_and(is_codex_account)).collect()
+    };
     let mut switches = 0u32;
     let mut last_status: Option<u16> = None;
     let mut failed_once = false;
@@ -589,6 +597,10 @@ async fn attempt(
             .post(gemini::url(account, &cfg.gemini_base_url, &path, job.query.as_deref()))
             .headers(gemini::headers(&job.headers, account))
             .body(job.body.clone()),
+        (_, domain::Platform::Openai) if account.oauth.is_some() => client
+            .post(codex::url(account, &cfg.chatgpt_base_url, &job.subpath))
+            .headers(codex::headers(&job.headers, account))
+            .body(codex::body(&job.body, upstream_model, &cfg.codex_instructions)),
         (_, domain::Platform::Openai) => client
             .post(openai::url(account, &cfg.openai_base_url, &path))
             .headers(openai::headers(&job.headers, account))
@@ -643,6 +655,8 @@ async fn attempt(
     };
     let status = failure.status();
     let headers = failure.headers().clone();
+    // A 429 benches the account through its own verdict below.
+    observe_windows(gw, account, &headers, status != StatusCode::TOO_MANY_REQUESTS).await;
     let read_started = Instant::now();
     // A partial error body still classifies.
     let body = read_capped(failure, ERROR_BODY_CAP, cfg.stream_idle_timeout).await.unwrap_or_else(|partial| partial);
@@ -792,6 +806,7 @@ async fn forward(
     if cooldown::clears_rate_limit(response.headers()) {
         lift_rate_limit(gw, account).await;
     }
+    observe_windows(gw, account, response.headers(), true).await;
     let is_sse = response
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -799,6 +814,9 @@ async fn forward(
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if !is_sse {
         return forward_whole(gw, job, upstream_model, response, sink, rec).await;
+    }
+    if !job.stream && is_codex_account(account) {
+        return forward_collected(gw, job, upstream_model, response, sink, rec).await;
     }
     let headers = stream_headers(job, Some(response.headers()), rec.upstream_wait);
     rec.answered = true;
@@ -882,6 +900,43 @@ async fn forward(
 /// as gone.
 async fn send_within(sink: &mut Sink, chunk: Bytes, within: Duration) -> bool {
     tokio::time::timeout(within, sink.send(chunk)).await.unwrap_or(false)
+}
+
+fn is_codex_account(account: &AccountEntry) -> bool {
+    account.platform == domain::Platform::Openai && account.oauth.is_some()
+}
+
+/// The Codex backend streams every answer: a client that asked for a whole one gets the
+/// final event's response object.
+async fn forward_collected(
+    gw: &Gateway,
+    job: &Job,
+    upstream_model: &str,
+    response: reqwest::Response,
+    sink: &mut Sink,
+    rec: &mut Record,
+) {
+    let status = response.status();
+    let read_started = Instant::now();
+    let sse = tokio::select! {
+        body = read_capped(response, RESPONSE_BODY_CAP, gw.config.stream_idle_timeout) => body,
+        () = sink.closed() => return client_gone(rec),
+    };
+    rec.upstream_wait += read_started.elapsed();
+    let whole = sse.ok().and_then(|sse| codex::whole_from_stream(&sse));
+    let Some(whole) = whole else {
+        tracing::warn!("the Codex stream ended without a final response");
+        return fail(sink, rec, job, ProxyError::Upstream("Upstream request failed")).await;
+    };
+    let rebuilt = http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(whole)
+        .map(reqwest::Response::from);
+    match rebuilt {
+        Ok(response) => forward_whole(gw, job, upstream_model, response, sink, rec).await,
+        Err(_) => fail(sink, rec, job, ProxyError::Internal).await,
+    }
 }
 
 async fn forward_whole(
@@ -1014,6 +1069,31 @@ async fn persist_cooldowns(gw: &Gateway, account: &AccountEntry, lift_rate_limit
             entry.overload_until = overload;
         }
     });
+}
+
+/// Keeps what the response says about the account's usage windows: stored when it changed
+/// (for the admin pages), and with `bench`, an account whose window is used up or past the
+/// threshold stops being scheduled until that window resets.
+async fn observe_windows(gw: &Gateway, account: &AccountEntry, headers: &HeaderMap, bench: bool) {
+    let now = OffsetDateTime::now_utc();
+    let Some(all) = gw.windows.observe(account.id, crate::windows::parse(account.platform, headers, now)) else {
+        return;
+    };
+    match serde_json::to_string(&all) {
+        Ok(json) => {
+            if let Err(e) = gw.store.set_account_windows(account.id, &json).await {
+                tracing::warn!(error = %e, account_id = account.id, "saving the account's usage windows failed");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "usage windows cannot be written"),
+    }
+    if !bench {
+        return;
+    }
+    if let Some(until) = crate::windows::bench_until(&all, gw.tunables().window_threshold_percent, now) {
+        tracing::info!(account_id = account.id, %until, "usage window full; the account waits for its reset");
+        apply_health(gw, account, HealthAction::RateLimited { until }).await;
+    }
 }
 
 /// A success that says the rate-limit window is open again ends a stored rate limit.

@@ -91,7 +91,8 @@ impl Endpoint {
             if path.ends_with("/v1/chat/completions") {
                 return Endpoint::ChatCompletions;
             }
-            if path.ends_with("/v1/responses") {
+            // The ChatGPT backend's Codex endpoint speaks the Responses API.
+            if path.ends_with("/v1/responses") || path.ends_with("/backend-api/codex/responses") {
                 return Endpoint::Responses;
             }
         } else if *method == Method::GET && path.ends_with("/v1/models") {

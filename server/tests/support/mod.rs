@@ -14,6 +14,8 @@ use server::startup::Application;
 use store::testing::TestDb;
 use tokio::sync::oneshot;
 
+pub mod subscription;
+
 pub const ADMIN_EMAIL: &str = "root@example.com";
 pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
 pub const ADMIN_API_KEY: &str = "admin-0123456789abcdef0123456789abcdef0123456789abcdef";
