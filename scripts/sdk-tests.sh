@@ -3,7 +3,8 @@
 # `anthropic`, `openai` and `google-genai` Python SDKs as clients (sdk-tests/): the real sub2api
 # binary relays to the fake upstream.
 #   1. a venv in target/sdk-venv, (re)installing sdk-tests/requirements.txt only when it changed,
-#      and the pinned Codex CLI in sdk-tests/codex (npm ci, only when missing or changed);
+#      and the pinned Codex CLI in sdk-tests/codex and Claude Code CLI in sdk-tests/claude (npm ci,
+#      each only when missing or its lock changed);
 #   2. the debug binaries sub2api and fake-upstream;
 #   3. pytest, then one line `sdk: N passed, N failed`.
 # Extra arguments go to pytest (scripts/sdk-tests.sh -k stream). Exits non-zero when a test
@@ -45,13 +46,21 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$wanted" ]; then
   printf '%s\n' "$wanted" >"$STAMP"
 fi
 
-codex_lock=$(sha256sum sdk-tests/codex/package-lock.json | cut -d' ' -f1)
-if [ ! -x sdk-tests/codex/node_modules/.bin/codex ] ||
-  [ "$(cat sdk-tests/codex/node_modules/.lock.sha256 2>/dev/null || true)" != "$codex_lock" ]; then
-  say "installing Codex CLI (sdk-tests/codex, npm registry)"
-  (cd sdk-tests/codex && npm ci --no-audit --no-fund)
-  printf '%s\n' "$codex_lock" >sdk-tests/codex/node_modules/.lock.sha256
-fi
+# npm_ci DIR BIN NAME: `npm ci` in DIR when node_modules/.bin/BIN is missing or the lock changed
+# since the last install (its hash is kept in node_modules/.lock.sha256).
+npm_ci() {
+  local dir=$1 bin=$2 name=$3 lock
+  lock=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ ! -x "$dir/node_modules/.bin/$bin" ] ||
+    [ "$(cat "$dir/node_modules/.lock.sha256" 2>/dev/null || true)" != "$lock" ]; then
+    say "installing $name ($dir, npm registry)"
+    (cd "$dir" && npm ci --no-audit --no-fund)
+    printf '%s\n' "$lock" >"$dir/node_modules/.lock.sha256"
+  fi
+}
+npm_ci sdk-tests/codex codex "Codex CLI"
+# Its postinstall puts the native binary (from an optional dependency) in place of a stub.
+npm_ci sdk-tests/claude claude "Claude Code CLI"
 
 say "building sub2api and fake-upstream (debug)"
 "$CARGO" build -p server --bin sub2api

@@ -11,6 +11,14 @@ And one OpenAI group (`openai`) with one OpenAI API-key account on the same fake
 written with `/v1`) and one key: the account serves `OPENAI_MAPPED_MODEL`, sent upstream as
 `OPENAI_MAPPED_UPSTREAM`, and `OPENAI_MODEL` under its own name.
 
+The fake runs with its control listener (`--control-port`): `Stack.fake_journal()` returns what
+it received (method, uri, path, query, headers by lowercase name, credential, JSON body), and
+`Stack.fake_control_call` reaches its other control routes. The gateway's OAuth endpoints
+(Claude and OpenAI) point at the fake's token endpoint, so accounts signed in through the admin
+REST flow get the fake's tokens (`fake-at-N`) and serve from the fake too (OAuth accounts have no
+base URL of their own: `gateway.anthropic_base_url` is the fake). The `oauth` fixture (created on
+first use) is an Anthropic group with one Claude OAuth account signed in that way, and a key.
+
 The binaries come from `SUB2API_BIN` and `FAKE_UPSTREAM_BIN` (default: target/debug). Both
 processes are stopped at the end of the session whatever happens; when a test failed, their
 logs are printed in the summary.
@@ -46,8 +54,9 @@ ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "sdk-tests-password-1"
 ADMIN_API_KEY = "admin-" + "0123456789abcdef" * 3
 ENCRYPTION_KEY = "ab" * 32
-# The gateway's request body limit in these tests (`gateway.max_body_size`).
-MAX_BODY_SIZE = 64 * 1024
+# The gateway's request body limit in these tests (`gateway.max_body_size`). Claude Code's
+# requests are about 80 KB (system prompt and tool definitions), so it must stay above that.
+MAX_BODY_SIZE = 256 * 1024
 # `retry-after` of a 503 when a group has no usable account (`rate_limit.fallback_cooldown_seconds`,
 # 60 by default). The SDK waits that long before each retry, so the tests keep it short.
 FALLBACK_COOLDOWN_SECONDS = 1
@@ -154,6 +163,8 @@ class Stack:
 
     url: str
     fake_url: str
+    # The fake's control listener (see proxy/src/bin/fake_upstream.rs).
+    fake_control: str
     gateway: Process
     user_id: int
     group_id: int
@@ -172,6 +183,34 @@ class Stack:
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         return admin_call(self.url, method, path, body)
+
+    def admin_request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """An admin REST call that may fail: the HTTP status and the whole response document."""
+        return admin_request(self.url, method, path, body)
+
+    def fake_control_call(self, method: str, path: str, body: Any = None) -> Any:
+        """A call to the fake's control listener; returns the JSON answer (None when empty)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"{self.fake_control}{path}", data=data, method=method, headers={"content-type": "application/json"}
+        )
+        try:
+            with _OPENER.open(req, timeout=30) as res:
+                raw = res.read()
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"fake {method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')}") from None
+        return json.loads(raw) if raw else None
+
+    def fake_journal(self) -> list[dict[str, Any]]:
+        """Every request the fake upstream recorded (token requests aside), oldest first."""
+        return self.fake_control_call("GET", "/journal")
+
+    def clear_fake_journal(self) -> None:
+        self.fake_control_call("DELETE", "/journal")
+
+    def fake_token_requests(self) -> list[dict[str, Any]]:
+        """Every request the fake's OAuth token endpoint received: `{path, fields}`, oldest first."""
+        return self.fake_control_call("GET", "/oauth/requests")
 
     def usage_rows(self, request_ids: list[str], timeout: float = 10.0) -> dict[str, dict[str, Any]]:
         """The usage rows of `request_ids` (gateway `x-request-id`s), waiting for the
@@ -201,6 +240,15 @@ class Stack:
 
 def admin_call(base: str, method: str, path: str, body: Any = None) -> Any:
     """An admin REST call with the admin key; returns `data`, failing on any error."""
+    status, doc = admin_request(base, method, path, body)
+    assert 200 <= status < 300, f"{method} {path}: HTTP {status}: {doc}"
+    assert isinstance(doc, dict) and doc.get("code") == 0, f"{method} {path}: {doc}"
+    return doc["data"]
+
+
+def admin_request(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """An admin REST call with the admin key: the HTTP status and the response document
+    (parsed JSON, or the text when it is not JSON), whatever the status."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
         f"{base}/api/v1/admin{path}",
@@ -210,23 +258,26 @@ def admin_call(base: str, method: str, path: str, body: Any = None) -> Any:
     )
     try:
         with _OPENER.open(req, timeout=30) as res:
-            doc = json.load(res)
+            status, raw = res.status, res.read()
     except urllib.error.HTTPError as e:
-        raise AssertionError(f"{method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')}") from None
-    assert doc.get("code") == 0, f"{method} {path}: {doc}"
-    return doc["data"]
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
 
 
-def _wait_for_fake(fake: Process) -> str:
+def _wait_for_fake(fake: Process) -> tuple[str, str]:
+    """The fake's base URL and its control listener's (the first two lines it prints)."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
-        first = fake.log().splitlines()[:1]
-        if first and re.fullmatch(r"127\.0\.0\.1:\d+", first[0].strip()):
-            return f"http://{first[0].strip()}"
+        lines = [line.strip() for line in fake.log().splitlines()[:2]]
+        if len(lines) == 2 and all(re.fullmatch(r"127\.0\.0\.1:\d+", line) for line in lines):
+            return f"http://{lines[0]}", f"http://{lines[1]}"
         if not fake.running():
             break
         time.sleep(0.05)
-    raise RuntimeError(f"fake-upstream did not print its address; its output:\n{fake.log()}")
+    raise RuntimeError(f"fake-upstream did not print its addresses; its output:\n{fake.log()}")
 
 
 def _wait_for_health(gateway: Process, url: str) -> None:
@@ -260,17 +311,23 @@ def _gateway_env(tmp: Path, port: int, fake_url: str) -> dict[str, str]:
             "SUB2API_ADMIN_API_KEY": ADMIN_API_KEY,
             "SUB2API__GATEWAY__MAX_BODY_SIZE": str(MAX_BODY_SIZE),
             "SUB2API__RATE_LIMIT__FALLBACK_COOLDOWN_SECONDS": str(FALLBACK_COOLDOWN_SECONDS),
-            # Accounts name their base URL; should one not, it must still not leave the host.
+            # API-key accounts name their base URL; OAuth accounts have none and use these. No
+            # account's traffic leaves the host.
             "SUB2API__GATEWAY__ANTHROPIC_BASE_URL": fake_url,
             "SUB2API__GATEWAY__OPENAI_BASE_URL": fake_url,
             "SUB2API__GATEWAY__GEMINI_BASE_URL": fake_url,
+            # Sign-in and token refresh of OAuth accounts go to the fake's token endpoint.
+            "SUB2API__OAUTH__CLAUDE__AUTHORIZE_URL": f"{fake_url}/oauth/authorize",
+            "SUB2API__OAUTH__CLAUDE__TOKEN_URL": f"{fake_url}/v1/oauth/token",
+            "SUB2API__OAUTH__OPENAI__AUTHORIZE_URL": f"{fake_url}/oauth/authorize",
+            "SUB2API__OAUTH__OPENAI__TOKEN_URL": f"{fake_url}/oauth/token",
             "NO_COLOR": "1",
         }
     )
     return env
 
 
-def _provision(url: str, fake_url: str, gateway: Process) -> Stack:
+def _provision(url: str, fake_url: str, fake_control: str, gateway: Process) -> Stack:
     def group_with_account(name: str, mapping: dict[str, str] | None) -> tuple[int, int]:
         group = admin_call(url, "POST", "/groups", {"name": name, "platform": "anthropic"})["id"]
         account: dict[str, Any] = {
@@ -313,6 +370,7 @@ def _provision(url: str, fake_url: str, gateway: Process) -> Stack:
     return Stack(
         url=url,
         fake_url=fake_url,
+        fake_control=fake_control,
         gateway=gateway,
         user_id=user,
         group_id=group,
@@ -336,15 +394,16 @@ def stack(request: pytest.FixtureRequest):
     tmp = Path(tempfile.mkdtemp(prefix="sub2api-sdk-"))
     processes: list[Process] = []
     try:
-        fake = Process("fake-upstream", [str(_binary("FAKE_UPSTREAM_BIN", "fake-upstream"))], tmp, dict(os.environ))
+        fake_args = [str(_binary("FAKE_UPSTREAM_BIN", "fake-upstream")), "--control-port", "0"]
+        fake = Process("fake-upstream", fake_args, tmp, dict(os.environ))
         processes.append(fake)
-        fake_url = _wait_for_fake(fake)
+        fake_url, fake_control = _wait_for_fake(fake)
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         gateway = Process("sub2api", [str(_binary("SUB2API_BIN", "sub2api"))], tmp, _gateway_env(tmp, port, fake_url))
         processes.append(gateway)
         _wait_for_health(gateway, url)
-        yield _provision(url, fake_url, gateway)
+        yield _provision(url, fake_url, fake_control, gateway)
     finally:
         # The gateway first (SIGTERM: graceful, drains the usage writer), then the fake
         # (SIGINT is its Ctrl-C).
@@ -353,6 +412,40 @@ def stack(request: pytest.FixtureRequest):
             for p in processes:
                 _REPORT.append((f"{p.name} log (exit code {codes.get(p.name)})", p.log()))
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class OAuthGroup:
+    """An Anthropic group whose one account is a Claude OAuth account, and a key for it."""
+
+    group_id: int
+    account_id: int
+    # The account view `exchange-code` answered with.
+    account: dict[str, Any]
+    key: str
+    key_id: int
+
+
+def sign_in(stack: Stack, name: str, group_ids: list[int], kind: str = "oauth") -> dict[str, Any]:
+    """Adds a Claude account through the admin sign-in flow: asks for the sign-in URL, plays
+    the provider's page (the code it shows is `<code>#<state>`), and exchanges the code, which
+    the gateway redeems at the fake's token endpoint. Returns the new account's view."""
+    start = stack.admin("POST", "/accounts/generate-auth-url", {"platform": "anthropic", "type": kind})
+    state = urllib.parse.parse_qs(urllib.parse.urlsplit(start["auth_url"]).query)["state"][0]
+    body = {"session_id": start["session_id"], "code": f"code-{name}#{state}", "name": name, "group_ids": group_ids}
+    status, doc = stack.admin_request("POST", "/accounts/exchange-code", body)
+    assert status == 201 and isinstance(doc, dict) and doc.get("code") == 0, f"exchange-code: HTTP {status}: {doc}"
+    return doc["data"]
+
+
+@pytest.fixture(scope="session")
+def oauth(stack: Stack) -> OAuthGroup:
+    """The Anthropic group with one Claude OAuth account (signed in through the admin REST
+    flow against the fake) and a key bound to it."""
+    group = stack.admin("POST", "/groups", {"name": "sdk-oauth", "platform": "anthropic"})["id"]
+    account = sign_in(stack, "sdk-oauth-account", [group])
+    key = stack.admin("POST", f"/users/{stack.user_id}/api-keys", {"name": "sdk-oauth", "group_id": group})
+    return OAuthGroup(group_id=group, account_id=account["id"], account=account, key=key["key"], key_id=key["id"])
 
 
 @pytest.fixture
