@@ -321,6 +321,10 @@ def _gateway_env(tmp: Path, port: int, fake_url: str) -> dict[str, str]:
             "SUB2API__OAUTH__CLAUDE__TOKEN_URL": f"{fake_url}/v1/oauth/token",
             "SUB2API__OAUTH__OPENAI__AUTHORIZE_URL": f"{fake_url}/oauth/authorize",
             "SUB2API__OAUTH__OPENAI__TOKEN_URL": f"{fake_url}/oauth/token",
+            "SUB2API__OAUTH__GEMINI__AUTHORIZE_URL": f"{fake_url}/o/oauth2/v2/auth",
+            "SUB2API__OAUTH__GEMINI__TOKEN_URL": f"{fake_url}/oauth/token",
+            "SUB2API__OAUTH__GEMINI__CLIENT_SECRET": "sdk-tests-client-secret",
+            "SUB2API__GATEWAY__CODE_ASSIST_BASE_URL": fake_url,
             "NO_COLOR": "1",
         }
     )
@@ -426,11 +430,14 @@ class OAuthGroup:
     key_id: int
 
 
-def sign_in(stack: Stack, name: str, group_ids: list[int], kind: str = "oauth") -> dict[str, Any]:
-    """Adds a Claude account through the admin sign-in flow: asks for the sign-in URL, plays
-    the provider's page (the code it shows is `<code>#<state>`), and exchanges the code, which
-    the gateway redeems at the fake's token endpoint. Returns the new account's view."""
-    start = stack.admin("POST", "/accounts/generate-auth-url", {"platform": "anthropic", "type": kind})
+def sign_in(
+    stack: Stack, name: str, group_ids: list[int], kind: str = "oauth", platform: str = "anthropic"
+) -> dict[str, Any]:
+    """Adds a subscription account (Claude by default) through the admin sign-in flow: asks for
+    the sign-in URL, plays the provider's page (the code it shows is `<code>#<state>`), and
+    exchanges the code, which the gateway redeems at the fake's token endpoint. Returns the new
+    account's view."""
+    start = stack.admin("POST", "/accounts/generate-auth-url", {"platform": platform, "type": kind})
     state = urllib.parse.parse_qs(urllib.parse.urlsplit(start["auth_url"]).query)["state"][0]
     body = {"session_id": start["session_id"], "code": f"code-{name}#{state}", "name": name, "group_ids": group_ids}
     status, doc = stack.admin_request("POST", "/accounts/exchange-code", body)

@@ -1,10 +1,12 @@
 """The official `google-genai` Python SDK against the real gateway, which relays the Gemini API
-(`/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`) to a Gemini
-API-key account on the fake upstream. The fake answers with the text `TEXT` and its default
-usage in Gemini's terms (the prompt count includes the cached tokens); usage rows keep fresh
-input and cache reads apart.
+(`/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`) to the fake
+upstream twice over: through a Gemini API-key account (AI Studio), and through a Google
+sign-in account (Code Assist: the request goes out in its `{model, project, request}`
+envelope and the answers come back out of `{"response": …}`). The fake answers with the text
+`TEXT` and its default usage in Gemini's terms (the prompt count includes the cached tokens);
+usage rows keep fresh input and cache reads apart.
 
-The Gemini group, its account and key are made here (the session's stack has none).
+The Gemini groups, their accounts and keys are made here (the session's stack has none).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import urllib.parse
 from typing import Any
 
 import pytest
-from conftest import Stack
+from conftest import Stack, sign_in
 from google import genai
 from google.genai import errors
 
@@ -31,23 +33,29 @@ PROMPT = INPUT + CACHE_READ
 
 
 class Gemini:
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack, kind: str):
         self.stack = stack
-        self.group_id = stack.admin("POST", "/groups", {"name": "sdk-gemini", "platform": "gemini"})["id"]
-        stack.admin(
-            "POST",
-            "/accounts",
-            {
-                "name": "sdk-gemini",
-                "platform": "gemini",
-                "type": "apikey",
-                "credentials": {"api_key": "AIza-sdk-gemini", "base_url": stack.fake_url},
-                "group_ids": [self.group_id],
-            },
-        )
-        self.key = stack.admin(
-            "POST", f"/users/{stack.user_id}/api-keys", {"name": "sdk-gemini", "group_id": self.group_id}
-        )["key"]
+        self.kind = kind
+        name = f"sdk-gemini-{kind}"
+        self.group_id = stack.admin("POST", "/groups", {"name": name, "platform": "gemini"})["id"]
+        if kind == "oauth":
+            account = sign_in(stack, name, [self.group_id], platform="gemini")
+            assert account["oauth"]["project_id"], account
+        else:
+            stack.admin(
+                "POST",
+                "/accounts",
+                {
+                    "name": name,
+                    "platform": "gemini",
+                    "type": "apikey",
+                    "credentials": {"api_key": "AIza-sdk-gemini", "base_url": stack.fake_url},
+                    "group_ids": [self.group_id],
+                },
+            )
+        self.key = stack.admin("POST", f"/users/{stack.user_id}/api-keys", {"name": name, "group_id": self.group_id})[
+            "key"
+        ]
 
     def client(self, key: str | None = None) -> genai.Client:
         """A client on the gateway. Keep it referenced while using `client.models`: a client
@@ -66,9 +74,9 @@ class Gemini:
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def gemini(stack: Stack) -> Gemini:
-    return Gemini(stack)
+@pytest.fixture(scope="module", params=["apikey", "oauth"])
+def gemini(stack: Stack, request: pytest.FixtureRequest) -> Gemini:
+    return Gemini(stack, request.param)
 
 
 def assert_usage_row(row: dict[str, Any]) -> None:

@@ -190,6 +190,9 @@ pub struct OAuthInfo {
     pub account_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization_id: Option<String>,
+    /// Google accounts: the Code Assist project requests bill to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
     /// Whether the grant can be refreshed (setup tokens usually cannot).
     #[serde(default)]
     pub refreshable: bool,

@@ -30,9 +30,8 @@ impl OAuthStartInput {
             (Platform::Anthropic, kind) => Ok(kind),
             (Platform::Openai, AccountKind::OAuth) => Ok(AccountKind::OAuth),
             (Platform::Openai, _) => Err(FieldError::new("type", "OpenAI accounts sign in with `oauth`")),
-            (Platform::Gemini, _) => {
-                Err(FieldError::new("platform", "Gemini sign-in is not available yet; add an AI Studio API key"))
-            }
+            (Platform::Gemini, AccountKind::OAuth) => Ok(AccountKind::OAuth),
+            (Platform::Gemini, _) => Err(FieldError::new("type", "Google accounts sign in with `oauth`")),
         }
     }
 }
@@ -65,6 +64,9 @@ pub struct OAuthExchangeInput {
     pub concurrency: Option<i32>,
     #[serde(default)]
     pub priority: Option<i32>,
+    /// Google accounts: the Code Assist project to bill; absent: the one Google reports.
+    #[serde(default)]
+    pub project_id: Option<String>,
 }
 
 impl std::fmt::Debug for OAuthExchangeInput {
@@ -151,6 +153,7 @@ mod tests {
         assert_eq!(start(Platform::Openai, None), Ok(AccountKind::OAuth));
         assert!(start(Platform::Openai, Some(AccountKind::SetupToken)).is_err());
         assert!(start(Platform::Anthropic, Some(AccountKind::ApiKey)).is_err());
-        assert!(start(Platform::Gemini, None).is_err());
+        assert_eq!(start(Platform::Gemini, None), Ok(AccountKind::OAuth));
+        assert!(start(Platform::Gemini, Some(AccountKind::SetupToken)).is_err());
     }
 }

@@ -74,6 +74,8 @@ pub struct OAuthEntry {
     pub refreshable: bool,
     /// The provider's account id (Claude account uuid, ChatGPT account id).
     pub account_uuid: Option<String>,
+    /// Google accounts: the Code Assist project their requests bill to.
+    pub project_id: Option<String>,
 }
 
 impl std::fmt::Debug for AccountEntry {

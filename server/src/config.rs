@@ -187,6 +187,8 @@ pub struct GatewayConfig {
     pub gemini_base_url: String,
     /// ChatGPT (Codex) subscription accounts call `{this}/backend-api/codex/responses`.
     pub chatgpt_base_url: String,
+    /// Google (Code Assist) subscription accounts call `{this}/v1internal:{action}`.
+    pub code_assist_base_url: String,
     /// Instructions the Codex backend gets for clients that send none (it requires some).
     pub codex_instructions: String,
 }
@@ -210,6 +212,7 @@ impl Default for GatewayConfig {
             openai_base_url: d.openai_base_url,
             gemini_base_url: d.gemini_base_url,
             chatgpt_base_url: d.chatgpt_base_url,
+            code_assist_base_url: d.code_assist_base_url,
             codex_instructions: d.codex_instructions,
         }
     }
@@ -301,7 +304,44 @@ impl Default for TokenRefreshConfig {
 pub struct OAuthConfig {
     pub claude: OAuthProviderConfig,
     pub openai: OAuthProviderConfig,
+    pub gemini: GeminiOAuthConfig,
     pub refresh: TokenRefreshConfig,
+}
+
+/// Google sign-in of Code Assist (Gemini) accounts: an [`OAuthProviderConfig`] plus the
+/// client secret Google's installed-app clients carry.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeminiOAuthConfig {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    /// Required for Google sign-in (the Gemini CLI's, or your own client's).
+    pub client_secret: String,
+}
+
+impl fmt::Debug for GeminiOAuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeminiOAuthConfig")
+            .field("authorize_url", &self.authorize_url)
+            .field("token_url", &self.token_url)
+            .field("client_secret", &if self.client_secret.is_empty() { "" } else { "***" })
+            .finish_non_exhaustive()
+    }
+}
+
+impl GeminiOAuthConfig {
+    fn provider(&self) -> OAuthProviderConfig {
+        OAuthProviderConfig {
+            authorize_url: self.authorize_url.clone(),
+            token_url: self.token_url.clone(),
+            client_id: self.client_id.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+            scope: self.scope.clone(),
+        }
+    }
 }
 
 impl OAuthConfig {
@@ -312,6 +352,8 @@ impl OAuthConfig {
         proxy::oauth::OAuthConfig {
             claude: self.claude.to_proxy(&d.claude),
             openai: self.openai.to_proxy(&d.openai),
+            gemini: self.gemini.provider().to_proxy(&d.gemini),
+            gemini_client_secret: self.gemini.client_secret.clone(),
             refresh: proxy::oauth::RefreshConfig {
                 enabled: r.enabled,
                 check_interval: Duration::from_secs(r.check_interval_seconds.max(1)),
@@ -344,6 +386,7 @@ impl Config {
             openai_base_url: g.openai_base_url.clone(),
             gemini_base_url: g.gemini_base_url.clone(),
             chatgpt_base_url: g.chatgpt_base_url.clone(),
+            code_assist_base_url: g.code_assist_base_url.clone(),
             codex_instructions: g.codex_instructions.clone(),
             cooldown: proxy::cooldown::CooldownConfig {
                 fallback_cooldown_seconds: self.rate_limit.fallback_cooldown_seconds,
@@ -527,6 +570,8 @@ impl Config {
             ("oauth.claude.token_url", &self.oauth.claude.token_url),
             ("oauth.openai.authorize_url", &self.oauth.openai.authorize_url),
             ("oauth.openai.token_url", &self.oauth.openai.token_url),
+            ("oauth.gemini.authorize_url", &self.oauth.gemini.authorize_url),
+            ("oauth.gemini.token_url", &self.oauth.gemini.token_url),
         ] {
             if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(ConfigError::Invalid { key, message: format!("`{url}` is not an http(s) URL") });

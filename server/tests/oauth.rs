@@ -88,6 +88,13 @@ subscription_scenario!(sign_in_stores_sealed_tokens_and_shapes_requests, |_| {},
     let agents: Vec<&str> = sent.iter().map(|r| header(r, "x-stainless-package-version")).collect();
     assert!(agents.iter().all(|a| *a == agents[0] && !a.is_empty()), "stable fingerprint: {agents:?}");
 
+    // The account test goes out shaped like any SDK request on the account.
+    let tested = admin(app, "POST", &format!("/accounts/{id}/test"), json!({})).await;
+    assert_eq!(tested["success"], true, "{tested}");
+    let probe = fake.last_request().unwrap();
+    assert_eq!((probe.query.as_deref(), header(&probe, "authorization")), (Some("beta=true"), "Bearer fake-at-1"));
+    assert_eq!(probe.json.unwrap()["system"][0]["text"], SYSTEM_PROMPT);
+
     // Editing the account keeps its grant.
     admin(app, "PUT", &format!("/accounts/{id}"), json!({"priority": 7})).await;
     let view = admin(app, "GET", &format!("/accounts/{id}"), Value::Null).await;

@@ -101,6 +101,13 @@ subscription_scenario!(codex_accounts_sign_in_and_serve_the_responses_api, |_| {
     let rows = support::usage_rows(&app.db.store, 2).await;
     assert!(rows.iter().all(|r| r.status_code == 200 && r.input_tokens > 0 && r.account_id == view["id"].as_i64()));
 
+    // The account test speaks to the Codex backend too.
+    let id = view["id"].as_i64().unwrap();
+    let tested = admin(app, "POST", &format!("/accounts/{id}/test"), json!({})).await;
+    assert_eq!(tested["success"], true, "{tested}");
+    assert!(!tested["text"].as_str().unwrap().is_empty(), "{tested}");
+    assert_eq!(fake.last_request().unwrap().path, "/backend-api/codex/responses");
+
     // Chat Completions cannot go to the Codex backend: no account of the group serves it.
     let res = app
         .client
@@ -111,7 +118,7 @@ subscription_scenario!(codex_accounts_sign_in_and_serve_the_responses_api, |_| {
         .await
         .unwrap();
     assert_eq!(res.status(), 503);
-    assert_eq!(fake.count_for("fake-at-1"), 2, "nothing more went upstream");
+    assert_eq!(fake.count_for("fake-at-1"), 3, "nothing more went upstream");
 });
 
 subscription_scenario!(codex_windows_and_a_429_on_the_exhausted_window, |_| {}, |app, fake| {

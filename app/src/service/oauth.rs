@@ -77,7 +77,25 @@ pub async fn exchange_code(
     check_groups(store, fields.platform, &group_ids).await?;
     check_proxy(store, fields.proxy_id).await?;
     let http = gateway.sign_in_client(fields.proxy_id).map_err(|e| AppError::Transport(e.without_url().to_string()))?;
-    let grant = oauth::exchange(&gateway.config.oauth, &http, &flow, &code, now).await.map_err(oauth_error)?;
+    let mut grant = oauth::exchange(&gateway.config.oauth, &http, &flow, &code, now).await.map_err(oauth_error)?;
+    if fields.platform == domain::Platform::Gemini {
+        let named = input.project_id.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned);
+        let project = match named {
+            Some(project) => project,
+            None => oauth::discover_project(
+                &gateway.config.oauth,
+                &http,
+                &gateway.config.code_assist_base_url,
+                &grant.tokens.access_token,
+            )
+            .await
+            .map_err(|e| match e {
+                OAuthError::Refused { message, .. } => AppError::Invalid(format!("project_id: {message}")),
+                other => oauth_error(other),
+            })?,
+        };
+        grant.info.project_id = Some(project);
+    }
     let sealed = StoredCredentials::oauth(grant.tokens).seal(secrets);
     let row = store.create_account(&to_new(&fields, sealed, group_ids.clone(), Some(grant.info))?).await?;
     tracing::info!(

@@ -10,13 +10,14 @@ use futures_util::StreamExt;
 use http::HeaderMap;
 use serde_json::json;
 
-use super::{Gateway, anthropic, claude_code, gemini};
+use super::{Gateway, anthropic, claude_code, code_assist, codex, gemini, openai};
 use crate::schedule::map_model;
 use crate::usage::SseLineBuffer;
 
 const DEFAULT_TEST_MODEL: &str = "claude-sonnet-4-5";
 /// The default for Gemini accounts, which are tested on `streamGenerateContent`.
 const DEFAULT_GEMINI_TEST_MODEL: &str = "gemini-2.5-flash";
+const DEFAULT_OPENAI_TEST_MODEL: &str = "gpt-5.1";
 const TEST_PROMPT: &str = "Reply with one short friendly sentence.";
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest answer text kept.
@@ -36,30 +37,20 @@ impl Gateway {
     pub async fn test_account(&self, id: i64, model: Option<String>) -> Result<AccountTestResult, TestError> {
         let snap = self.snapshot.current();
         let account = snap.accounts.get(&id).ok_or(TestError::NotFound)?;
-        let is_gemini = account.platform == domain::Platform::Gemini;
+        let platform = account.platform;
+        let is_gemini = platform == domain::Platform::Gemini;
         let model = model.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| {
-            account
-                .model_mapping
-                .keys()
-                .find(|k| !k.ends_with('*'))
-                .cloned()
-                .unwrap_or_else(|| if is_gemini { DEFAULT_GEMINI_TEST_MODEL } else { DEFAULT_TEST_MODEL }.into())
+            account.model_mapping.keys().find(|k| !k.ends_with('*')).cloned().unwrap_or_else(|| {
+                match platform {
+                    domain::Platform::Gemini => DEFAULT_GEMINI_TEST_MODEL,
+                    domain::Platform::Openai => DEFAULT_OPENAI_TEST_MODEL,
+                    domain::Platform::Anthropic => DEFAULT_TEST_MODEL,
+                }
+                .into()
+            })
         });
         let upstream_model =
             map_model(&account.model_mapping, &model).ok_or_else(|| TestError::ModelNotServed(model.clone()))?;
-        let body = if is_gemini {
-            json!({
-                "contents": [{"role": "user", "parts": [{"text": TEST_PROMPT}]}],
-                "generationConfig": {"maxOutputTokens": 64},
-            })
-        } else {
-            json!({
-                "model": upstream_model,
-                "max_tokens": 64,
-                "stream": true,
-                "messages": [{"role": "user", "content": TEST_PROMPT}],
-            })
-        };
         let started = Instant::now();
         let mut result =
             AccountTestResult { success: false, status: None, model, latency_ms: 0, text: String::new(), error: None };
@@ -70,26 +61,74 @@ impl Gateway {
                 return Ok(result);
             }
         };
-        let request = if is_gemini {
-            let path = format!("/v1beta/models/{upstream_model}:streamGenerateContent");
-            client
-                .post(gemini::url(account, &self.config.gemini_base_url, &path, Some("alt=sse")))
-                .headers(gemini::headers(&HeaderMap::new(), account))
-        } else if account.oauth.is_some() {
-            // Shaped as any non-Claude-Code request on a subscription account would be.
-            let none = HeaderMap::new();
-            let raw = axum::body::Bytes::from(body.to_string());
-            let base = super::upstream_base(account, &self.config.anthropic_base_url);
-            let headers = claude_code::headers(&none, anthropic::forwarded(&none), account, &upstream_model, false);
-            let shaped = claude_code::body(&raw, &body, &none, account, &upstream_model, true, false);
-            client.post(format!("{base}/v1/messages?{}", claude_code::query(None))).headers(headers).body(shaped)
-        } else {
-            client
-                .post(anthropic::url(account, &self.config.anthropic_base_url, "/v1/messages", None))
-                .headers(anthropic::headers(&HeaderMap::new(), account))
-                .body(body.to_string())
+        // Shaped as any other (non-Claude-Code, non-Codex) client's request on this account.
+        let none = HeaderMap::new();
+        let cfg = &self.config;
+        let request = match (platform, account.oauth.is_some()) {
+            (domain::Platform::Gemini, oauth) => {
+                let body = json!({
+                    "contents": [{"role": "user", "parts": [{"text": TEST_PROMPT}]}],
+                    "generationConfig": {"maxOutputTokens": 64},
+                })
+                .to_string();
+                let action = super::gemini::GeminiAction::StreamGenerate;
+                if oauth {
+                    let project = account.oauth.as_ref().and_then(|o| o.project_id.as_deref()).unwrap_or_default();
+                    let base = super::upstream_base(account, &cfg.code_assist_base_url);
+                    let shaped =
+                        code_assist::body(body.as_bytes(), action, &upstream_model, project).unwrap_or_default();
+                    client
+                        .post(code_assist::url(base, action, Some("alt=sse")))
+                        .headers(code_assist::headers(&none, account))
+                        .body(shaped)
+                } else {
+                    let path = format!("/v1beta/models/{upstream_model}:streamGenerateContent");
+                    client
+                        .post(gemini::url(account, &cfg.gemini_base_url, &path, Some("alt=sse")))
+                        .headers(gemini::headers(&none, account))
+                        .body(body)
+                }
+            }
+            (domain::Platform::Openai, oauth) => {
+                let body = json!({"model": upstream_model, "input": TEST_PROMPT, "stream": true});
+                let raw = axum::body::Bytes::from(body.to_string());
+                if oauth {
+                    client
+                        .post(codex::url(account, &cfg.chatgpt_base_url, ""))
+                        .headers(codex::headers(&none, account))
+                        .body(codex::body(&raw, &upstream_model, &cfg.codex_instructions))
+                } else {
+                    client
+                        .post(openai::url(account, &cfg.openai_base_url, "/v1/responses"))
+                        .headers(openai::headers(&none, account))
+                        .body(raw)
+                }
+            }
+            (domain::Platform::Anthropic, oauth) => {
+                let body = json!({
+                    "model": upstream_model,
+                    "max_tokens": 64,
+                    "stream": true,
+                    "messages": [{"role": "user", "content": TEST_PROMPT}],
+                });
+                if oauth {
+                    let raw = axum::body::Bytes::from(body.to_string());
+                    let base = super::upstream_base(account, &cfg.anthropic_base_url);
+                    let headers =
+                        claude_code::headers(&none, anthropic::forwarded(&none), account, &upstream_model, false);
+                    let shaped = claude_code::body(&raw, &body, &none, account, &upstream_model, true, false);
+                    client
+                        .post(format!("{base}/v1/messages?{}", claude_code::query(None)))
+                        .headers(headers)
+                        .body(shaped)
+                } else {
+                    client
+                        .post(anthropic::url(account, &cfg.anthropic_base_url, "/v1/messages", None))
+                        .headers(anthropic::headers(&none, account))
+                        .body(body.to_string())
+                }
+            }
         };
-        let request = if is_gemini { request.body(body.to_string()) } else { request };
         let request = request.timeout(TEST_TIMEOUT);
         let response = match request.send().await {
             Ok(r) => r,
@@ -119,9 +158,20 @@ impl Gateway {
                 }
             };
             lines.push(&chunk, |event| {
-                let Ok(value) = serde_json::from_slice::<serde_json::Value>(event.data) else { return };
-                // Anthropic `content_block_delta`, or a Gemini chunk's first part.
-                let text = value.pointer("/delta/text").or_else(|| value.pointer("/candidates/0/content/parts/0/text"));
+                let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(event.data) else { return };
+                // Code Assist wraps each chunk.
+                if let Some(inner) = value.get_mut("response").filter(|r| r.get("candidates").is_some()) {
+                    value = inner.take();
+                }
+                // Anthropic `content_block_delta`, a Gemini chunk's first part, or an OpenAI
+                // Responses `response.output_text.delta`.
+                let openai_delta = (value.get("type").and_then(|t| t.as_str()) == Some("response.output_text.delta"))
+                    .then(|| value.get("delta"))
+                    .flatten();
+                let text = value
+                    .pointer("/delta/text")
+                    .or_else(|| value.pointer("/candidates/0/content/parts/0/text"))
+                    .or(openai_delta);
                 if let Some(text) = text.and_then(|t| t.as_str())
                     && result.text.len() < MAX_TEXT
                 {

@@ -233,6 +233,7 @@ mod tests {
             expires_at: 0,
             refreshable: true,
             account_uuid: Some("acc-uuid".into()),
+            project_id: None,
         }));
         a
     }

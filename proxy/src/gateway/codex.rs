@@ -127,6 +127,7 @@ mod tests {
             expires_at: 0,
             refreshable: true,
             account_uuid: Some("acct-1".into()),
+            project_id: None,
         }));
         a
     }

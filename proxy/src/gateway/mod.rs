@@ -12,6 +12,7 @@
 pub mod account_test;
 mod anthropic;
 mod claude_code;
+mod code_assist;
 mod codex;
 mod gemini;
 mod messages;
@@ -79,6 +80,8 @@ pub struct GatewayConfig {
     pub openai_base_url: String,
     /// Used when a Gemini account has no `base_url`.
     pub gemini_base_url: String,
+    /// Where Google (Code Assist) subscription accounts are served: `{base}/v1internal:{action}`.
+    pub code_assist_base_url: String,
     /// Where ChatGPT (Codex) subscription accounts are served: `{base}/backend-api/codex/responses`.
     pub chatgpt_base_url: String,
     /// Instructions sent to the Codex backend for clients that send none (it requires some).
@@ -106,6 +109,7 @@ impl Default for GatewayConfig {
             openai_base_url: "https://api.openai.com".into(),
             gemini_base_url: "https://generativelanguage.googleapis.com".into(),
             chatgpt_base_url: "https://chatgpt.com".into(),
+            code_assist_base_url: "https://cloudcode-pa.googleapis.com".into(),
             codex_instructions: "You are a helpful assistant.".into(),
             cooldown: CooldownConfig::default(),
             oauth: crate::oauth::OAuthConfig::default(),

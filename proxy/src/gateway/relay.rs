@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 use super::anthropic;
 use super::claude_code;
+use super::code_assist;
 use super::codex;
 use super::gemini::{self, GeminiAction};
 use super::openai;
@@ -593,6 +594,16 @@ async fn attempt(
         }
     };
     let request = match (endpoint, account.platform) {
+        (Endpoint::Gemini(action), _) if account.oauth.is_some() => {
+            let project = account.oauth.as_ref().and_then(|o| o.project_id.as_deref()).unwrap_or_default();
+            let base = super::upstream_base(account, &cfg.code_assist_base_url);
+            let body =
+                code_assist::body(&job.body, action, upstream_model, project).unwrap_or_else(|| job.body.clone());
+            client
+                .post(code_assist::url(base, action, job.query.as_deref()))
+                .headers(code_assist::headers(&job.headers, account))
+                .body(body)
+        }
         (Endpoint::Gemini(_), _) => client
             .post(gemini::url(account, &cfg.gemini_base_url, &path, job.query.as_deref()))
             .headers(gemini::headers(&job.headers, account))
@@ -813,7 +824,7 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if !is_sse {
-        return forward_whole(gw, job, upstream_model, response, sink, rec).await;
+        return forward_whole(gw, job, upstream_model, response, is_code_assist(account), sink, rec).await;
     }
     if !job.stream && is_codex_account(account) {
         return forward_collected(gw, job, upstream_model, response, sink, rec).await;
@@ -832,7 +843,7 @@ async fn forward(
             Box::new(OpenAiTap::new(OpenAiKind::Responses, &job.model, upstream_model, false))
         }
         (None, Endpoint::Messages | Endpoint::CountTokens) => Box::new(AnthropicTap::new(&job.model, upstream_model)),
-        (None, Endpoint::Gemini(_)) => Box::new(GeminiTap::new()),
+        (None, Endpoint::Gemini(_)) => Box::new(GeminiTap::new(is_code_assist(account))),
     };
     let mut body = response.bytes_stream();
     let refresh_every = gw.config.slot_ttl / 2;
@@ -902,6 +913,10 @@ async fn send_within(sink: &mut Sink, chunk: Bytes, within: Duration) -> bool {
     tokio::time::timeout(within, sink.send(chunk)).await.unwrap_or(false)
 }
 
+fn is_code_assist(account: &AccountEntry) -> bool {
+    account.platform == domain::Platform::Gemini && account.oauth.is_some()
+}
+
 fn is_codex_account(account: &AccountEntry) -> bool {
     account.platform == domain::Platform::Openai && account.oauth.is_some()
 }
@@ -934,16 +949,18 @@ async fn forward_collected(
         .body(whole)
         .map(reqwest::Response::from);
     match rebuilt {
-        Ok(response) => forward_whole(gw, job, upstream_model, response, sink, rec).await,
+        Ok(response) => forward_whole(gw, job, upstream_model, response, false, sink, rec).await,
         Err(_) => fail(sink, rec, job, ProxyError::Internal).await,
     }
 }
 
+#[allow(clippy::too_many_arguments, reason = "private; the pieces are all distinct")]
 async fn forward_whole(
     gw: &Gateway,
     job: &Job,
     upstream_model: &str,
     response: reqwest::Response,
+    code_assist: bool,
     sink: &mut Sink,
     rec: &mut Record,
 ) {
@@ -962,6 +979,10 @@ async fn forward_whole(
             tracing::warn!("upstream answer could not be relayed whole");
             return fail(sink, rec, job, ProxyError::Upstream("Upstream request failed")).await;
         }
+    };
+    let body = match code_assist.then(|| code_assist::unwrap_whole(&body)).flatten() {
+        Some(unwrapped) => Bytes::from(unwrapped),
+        None => body,
     };
     rec.first_token = Some(job.started.elapsed());
     rec.usage = match job.upstream_endpoint() {

@@ -294,11 +294,18 @@ pub(super) struct GeminiTap {
     lines: SseLineBuffer,
     usage: Option<Usage>,
     end: StreamEnd,
+    /// Code Assist: each chunk comes out of its `{"response": …}` envelope first.
+    unwrap: Option<super::code_assist::StreamUnwrap>,
 }
 
 impl GeminiTap {
-    pub(super) fn new() -> Self {
-        Self { lines: SseLineBuffer::default(), usage: None, end: StreamEnd::Open }
+    pub(super) fn new(code_assist: bool) -> Self {
+        Self {
+            lines: SseLineBuffer::default(),
+            usage: None,
+            end: StreamEnd::Open,
+            unwrap: code_assist.then(super::code_assist::StreamUnwrap::default),
+        }
     }
 
     fn observe(event: SseEvent<'_>, usage: &mut Option<Usage>, end: &mut StreamEnd) {
@@ -318,11 +325,14 @@ impl GeminiTap {
 
 impl StreamTap for GeminiTap {
     fn process(&mut self, chunk: Bytes) -> Bytes {
-        chunk
+        match &mut self.unwrap {
+            Some(unwrap) => unwrap.process(&chunk),
+            None => chunk,
+        }
     }
 
     fn finish(&mut self) -> Bytes {
-        Bytes::new()
+        self.unwrap.as_mut().map(super::code_assist::StreamUnwrap::finish).unwrap_or_default()
     }
 
     fn delivered(&mut self, bytes: &[u8]) {
@@ -437,18 +447,18 @@ mod tests {
         let last = r#"{"candidates":[{"content":{"parts":[{"text":"lo"}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":900,"cachedContentTokenCount":600,"candidatesTokenCount":40,"thoughtsTokenCount":10},"modelVersion":"gemini-2.5-flash"}"#;
         let stream = format!("data: {first}\r\n\r\ndata: {last}\r\n\r\n");
         let (a, b) = stream.split_at(37);
-        let mut tap = GeminiTap::new();
+        let mut tap = GeminiTap::new(false);
         assert_eq!(run(&mut tap, &[a, b]), stream, "bytes are untouched");
         let u = tap.usage().unwrap();
         assert_eq!((u.input_tokens, u.cache_read_tokens, u.output_tokens), (300, 600, 50));
         assert_eq!(tap.end(), &StreamEnd::Done);
 
-        let mut cut = GeminiTap::new();
+        let mut cut = GeminiTap::new(false);
         run(&mut cut, &[&format!("data: {first}\n\n")]);
         assert_eq!(cut.end(), &StreamEnd::Open, "no finishReason: the stream broke");
         assert_eq!(cut.usage().map(|u| u.output_tokens), Some(2), "billed for what was delivered");
 
-        let mut failed = GeminiTap::new();
+        let mut failed = GeminiTap::new(false);
         let error = r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#;
         run(&mut failed, &[&format!("data: {first}\n\ndata: {error}\n\n")]);
         assert_eq!(failed.end(), &StreamEnd::Failed("The model is overloaded.".into()));

@@ -206,6 +206,7 @@ pub(crate) fn entry_of(
         expires_at: tokens.expires_at,
         refreshable: !tokens.refresh_token.is_empty(),
         account_uuid: info.and_then(|i| i.account_id.clone()),
+        project_id: info.and_then(|i| i.project_id.clone()),
     }
 }
 

@@ -57,6 +57,10 @@ pub struct OAuthConfig {
     /// Lifetime asked for a setup token, in seconds.
     pub claude_setup_token_lifetime: i64,
     pub openai: ProviderConfig,
+    /// Google sign-in for Code Assist (Gemini) accounts.
+    pub gemini: ProviderConfig,
+    /// Google's installed-app clients carry a secret; empty: Gemini sign-in is off.
+    pub gemini_client_secret: String,
     pub refresh: RefreshConfig,
 }
 
@@ -79,6 +83,17 @@ impl Default for OAuthConfig {
                 redirect_uri: "http://localhost:1455/auth/callback".into(),
                 scope: "openid profile email offline_access".into(),
             },
+            gemini: ProviderConfig {
+                authorize_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+                token_url: "https://oauth2.googleapis.com/token".into(),
+                // The Gemini CLI's public installed-app client.
+                client_id: "681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com".into(),
+                redirect_uri: "https://codeassist.google.com/authcode".into(),
+                scope: "https://www.googleapis.com/auth/cloud-platform https://www.googleapis.com/auth/userinfo.email \
+                        https://www.googleapis.com/auth/userinfo.profile"
+                    .into(),
+            },
+            gemini_client_secret: String::new(),
             refresh: RefreshConfig {
                 enabled: true,
                 check_interval: std::time::Duration::from_secs(5 * 60),
@@ -96,7 +111,7 @@ impl OAuthConfig {
         match platform {
             Platform::Anthropic => Some(&self.claude),
             Platform::Openai => Some(&self.openai),
-            Platform::Gemini => None,
+            Platform::Gemini => Some(&self.gemini),
         }
     }
 }
@@ -175,6 +190,11 @@ pub fn start(
     now: OffsetDateTime,
 ) -> Result<Started, OAuthError> {
     let provider = cfg.provider(platform).ok_or_else(|| OAuthError::Session("no sign-in for this platform".into()))?;
+    if platform == Platform::Gemini && cfg.gemini_client_secret.is_empty() {
+        return Err(OAuthError::Session(
+            "Google sign-in needs the OAuth client's secret: set oauth.gemini.client_secret".into(),
+        ));
+    }
     let verifier = random_url_safe(32);
     let state = random_url_safe(24);
     let expires_at = now + time::Duration::seconds(domain::oauth::FLOW_TTL_SECONDS);
@@ -197,8 +217,15 @@ pub fn start(
             .append_pair("code_challenge", &challenge(&verifier))
             .append_pair("code_challenge_method", "S256")
             .append_pair("state", &state);
-        if platform == Platform::Openai {
-            q.append_pair("id_token_add_organizations", "true").append_pair("codex_cli_simplified_flow", "true");
+        match platform {
+            Platform::Openai => {
+                q.append_pair("id_token_add_organizations", "true").append_pair("codex_cli_simplified_flow", "true");
+            }
+            // A refresh token is only issued with offline access and fresh consent.
+            Platform::Gemini => {
+                q.append_pair("access_type", "offline").append_pair("prompt", "consent");
+            }
+            Platform::Anthropic => {}
         }
     }
     let flow = FlowState { platform, kind, verifier, state, expires_at: expires_at.unix_timestamp(), proxy_id };
@@ -262,11 +289,19 @@ pub async fn exchange(
             }
             http.post(&provider.token_url).json(&body)
         }
-        _ => http.post(&provider.token_url).form(&[
+        Platform::Openai => http.post(&provider.token_url).form(&[
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", provider.redirect_uri.as_str()),
             ("client_id", provider.client_id.as_str()),
+            ("code_verifier", flow.verifier.as_str()),
+        ]),
+        Platform::Gemini => http.post(&provider.token_url).form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", provider.redirect_uri.as_str()),
+            ("client_id", provider.client_id.as_str()),
+            ("client_secret", cfg.gemini_client_secret.as_str()),
             ("code_verifier", flow.verifier.as_str()),
         ]),
     };
@@ -291,11 +326,17 @@ pub async fn refresh(
             "refresh_token": refresh_token,
             "client_id": provider.client_id,
         })),
-        _ => http.post(&provider.token_url).form(&[
+        Platform::Openai => http.post(&provider.token_url).form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
             ("client_id", provider.client_id.as_str()),
             ("scope", "openid profile email"),
+        ]),
+        Platform::Gemini => http.post(&provider.token_url).form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", provider.client_id.as_str()),
+            ("client_secret", cfg.gemini_client_secret.as_str()),
         ]),
     };
     let answer = send(request, cfg.refresh.request_timeout).await?;
@@ -363,6 +404,13 @@ fn grant_from(
         scope.clone_into(&mut info.scope);
     }
     match platform {
+        Platform::Gemini => {
+            if let Some(email) = text("/id_token").and_then(jwt_claims).and_then(|c| c.get("email").cloned())
+                && let Some(email) = email.as_str()
+            {
+                info.email = Some(email.to_owned());
+            }
+        }
         Platform::Openai => {
             if let Some(claims) = text("/id_token").and_then(jwt_claims) {
                 let auth = claims.get("https://api.openai.com/auth");
@@ -379,7 +427,7 @@ fn grant_from(
                 }
             }
         }
-        _ => {
+        Platform::Anthropic => {
             if let Some(uuid) = text("/account/uuid") {
                 info.account_id = Some(uuid.to_owned());
             }
@@ -396,6 +444,28 @@ fn grant_from(
     info.refreshed_at = Some(rfc3339(now));
     info.refresh_error = None;
     Ok(Grant { tokens: OAuthTokens { access_token: access_token.to_owned(), refresh_token, expires_at }, info })
+}
+
+/// The Code Assist project of a Google sign-in (`loadCodeAssist`), for accounts whose admin
+/// did not name one.
+pub async fn discover_project(
+    cfg: &OAuthConfig,
+    http: &reqwest::Client,
+    code_assist_base: &str,
+    access_token: &str,
+) -> Result<String, OAuthError> {
+    let url = format!("{}/v1internal:loadCodeAssist", code_assist_base.trim_end_matches('/'));
+    let request = http
+        .post(url)
+        .bearer_auth(access_token)
+        .json(&json!({"metadata": {"ideType": "IDE_UNSPECIFIED", "platform": "PLATFORM_UNSPECIFIED", "pluginType": "GEMINI"}}));
+    let answer = send(request, cfg.refresh.request_timeout).await?;
+    let project = answer.get("cloudaicompanionProject");
+    let id = project.and_then(|p| p.as_str().or_else(|| p.get("id").and_then(Value::as_str)));
+    id.filter(|id| !id.is_empty()).map(str::to_owned).ok_or_else(|| OAuthError::Refused {
+        status: 200,
+        message: "this Google account has no Code Assist project yet; enter its Google Cloud project id".into(),
+    })
 }
 
 /// The claims of a JWT, unverified: the id token came straight from the provider over TLS

@@ -34,4 +34,4 @@ pub mod oauth_identity {
 pub use forward_proxy::ForwardProxy;
 pub use journal::RecordedRequest;
 pub use script::{DEFAULT_DELTAS, DEFAULT_TEXT, DEFAULT_USAGE, Script};
-pub use wire::Protocol;
+pub use wire::{CODE_ASSIST_PROJECT, Protocol};

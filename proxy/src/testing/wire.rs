@@ -63,6 +63,8 @@ pub(super) enum Endpoint {
     StreamGenerateContent,
     /// Gemini `models/{model}:countTokens`.
     GeminiCountTokens,
+    /// Code Assist `v1internal:loadCodeAssist` (the project of a Google sign-in).
+    LoadCodeAssist,
     /// Anything else: answered 404 without consuming a script.
     Unknown,
 }
@@ -70,6 +72,18 @@ pub(super) enum Endpoint {
 impl Endpoint {
     pub(super) fn of(method: &Method, path: &str) -> Endpoint {
         let path = path.strip_suffix('/').unwrap_or(path);
+        // Code Assist (`…/v1internal:{action}`): the Gemini actions in an envelope.
+        if *method == Method::POST
+            && let Some((_, action)) = path.rsplit_once("/v1internal:")
+        {
+            return match action {
+                "generateContent" => Endpoint::GenerateContent,
+                "streamGenerateContent" => Endpoint::StreamGenerateContent,
+                "countTokens" => Endpoint::GeminiCountTokens,
+                "loadCodeAssist" => Endpoint::LoadCodeAssist,
+                _ => Endpoint::Unknown,
+            };
+        }
         if *method == Method::POST && gemini_model(path).is_some() {
             if path.ends_with(":generateContent") {
                 return Endpoint::GenerateContent;
@@ -108,9 +122,10 @@ impl Endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Protocol::Anthropic,
             Endpoint::ChatCompletions => Protocol::OpenAiChat,
             Endpoint::Responses => Protocol::OpenAiResponses,
-            Endpoint::GenerateContent | Endpoint::StreamGenerateContent | Endpoint::GeminiCountTokens => {
-                Protocol::Gemini
-            }
+            Endpoint::GenerateContent
+            | Endpoint::StreamGenerateContent
+            | Endpoint::GeminiCountTokens
+            | Endpoint::LoadCodeAssist => Protocol::Gemini,
             Endpoint::Models | Endpoint::Unknown if headers.contains_key("anthropic-version") => Protocol::Anthropic,
             Endpoint::Models | Endpoint::Unknown => Protocol::OpenAiChat,
         }
@@ -135,6 +150,8 @@ pub(super) struct Exchange {
     pub(super) stream: bool,
     /// The request had `"stream_options": {"include_usage": true}` (Chat Completions).
     pub(super) include_usage: bool,
+    /// A Code Assist request: Gemini answers go back wrapped in `{"response": …}`.
+    pub(super) code_assist: bool,
     /// The request forces a tool call (see [`forced_tool`]): its name and the arguments the
     /// generated answer passes.
     pub(super) tool_call: Option<(String, Value)>,
@@ -196,6 +213,7 @@ impl Exchange {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             tool_call: body.and_then(forced_tool),
+            code_assist: false,
         }
     }
 
@@ -207,6 +225,8 @@ impl Exchange {
                 if let Some(model) = gemini_model(uri.path()) {
                     model.clone_into(&mut self.model);
                 }
+                // Code Assist names the model in the envelope (read already).
+                self.code_assist = uri.path().contains("/v1internal:");
                 self.stream = endpoint == Endpoint::StreamGenerateContent
                     && uri.query().is_some_and(|q| q.split('&').any(|pair| pair == "alt=sse"));
                 self.include_usage = false;
@@ -259,17 +279,31 @@ pub(super) fn render(endpoint: Endpoint, protocol: Protocol, script: &Script, ex
         Endpoint::ChatCompletions => whole(chat_completion(script, exchange)),
         Endpoint::Responses if exchange.stream => events(responses_stream(script, exchange)),
         Endpoint::Responses => whole(responses_object(script, exchange, &script.text)),
-        Endpoint::GenerateContent => whole(gemini_response(script, exchange)),
+        Endpoint::GenerateContent => whole(code_assist(exchange, gemini_response(script, exchange))),
         Endpoint::StreamGenerateContent if exchange.stream => {
-            events(gemini_chunks(script, exchange).into_iter().map(gemini_sse).collect())
+            events(gemini_chunks(script, exchange).into_iter().map(|c| gemini_sse(code_assist(exchange, c))).collect())
         }
         Endpoint::StreamGenerateContent => {
-            let chunks: Vec<String> = gemini_chunks(script, exchange).into_iter().map(Obj::finish).collect();
+            let chunks: Vec<String> =
+                gemini_chunks(script, exchange).into_iter().map(|c| code_assist(exchange, c).finish()).collect();
             Reply { status, content_type: JSON, body: ReplyBody::Whole(format!("[{}]", chunks.join(",")).into()) }
         }
         Endpoint::GeminiCountTokens => whole(Obj::new().with("totalTokens", gemini_prompt_tokens(&script.usage))),
+        Endpoint::LoadCodeAssist => whole(
+            Obj::new()
+                .with("cloudaicompanionProject", CODE_ASSIST_PROJECT)
+                .with_obj("currentTier", Obj::new().with("id", "free-tier")),
+        ),
         Endpoint::Models | Endpoint::Unknown => whole(models(protocol)),
     }
+}
+
+/// The Google Cloud project the fake's Code Assist reports for every sign-in.
+pub const CODE_ASSIST_PROJECT: &str = "fake-project-4242";
+
+/// A Gemini answer as Code Assist sends it: inside `{"response": …}`.
+fn code_assist(exchange: &Exchange, answer: Obj) -> Obj {
+    if exchange.code_assist { Obj::new().with_obj("response", answer) } else { answer }
 }
 
 /// The header carrying the upstream request id in each protocol.

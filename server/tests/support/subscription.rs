@@ -20,6 +20,10 @@ pub async fn spawn(db: TestDb, fake: &FakeUpstream, tweak: impl FnOnce(&mut Conf
     config.oauth.openai.authorize_url = format!("{}/oauth/authorize", fake.url());
     config.oauth.openai.token_url = format!("{}/oauth/token", fake.url());
     config.gateway.chatgpt_base_url = fake.url();
+    config.oauth.gemini.authorize_url = format!("{}/o/oauth2/v2/auth", fake.url());
+    config.oauth.gemini.token_url = format!("{}/oauth/token", fake.url());
+    config.oauth.gemini.client_secret = "fake-client-secret".into();
+    config.gateway.code_assist_base_url = fake.url();
     config.oauth.refresh.enabled = false;
     config.oauth.refresh.retry_backoff_seconds = 0;
     tweak(&mut config);
