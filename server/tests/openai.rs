@@ -593,3 +593,17 @@ async fn translation_refusals_and_upstream_errors_speak_the_callers_protocol() {
     assert_eq!(gw.fake.count(), 4, "one failed and one successful call each");
     gw.app.shutdown().await;
 }
+
+/// The account test of an OpenAI API-key account is a streamed Responses request (the
+/// account's own protocol), and its text is read from `response.output_text.delta`.
+#[tokio::test]
+async fn account_test_speaks_the_responses_api() {
+    let oa = Oa::start(TestDb::sqlite().await, 1, json!({})).await;
+    let id = oa.app.db.store.list_accounts().await.unwrap()[0].id;
+    let tested = admin_at(&oa.app.client, &oa.app.url(""), "POST", &format!("/accounts/{id}/test"), json!({})).await;
+    assert_eq!((tested["success"].as_bool(), tested["model"].as_str()), (Some(true), Some("gpt-5.1")), "{tested}");
+    assert!(!tested["text"].as_str().unwrap().is_empty(), "{tested}");
+    let sent = oa.fake.last_request().unwrap();
+    assert_eq!((sent.path.as_str(), sent.credential.as_deref()), ("/v1/responses", Some(cred(0).as_str())));
+    assert_eq!(sent.json.unwrap()["stream"], true);
+}
