@@ -153,6 +153,26 @@ async fn key_for(
     Ok(key["key"].as_str().ok_or_else(|| anyhow!("no key in {key}"))?.to_owned())
 }
 
+/// A group with one unlimited Claude OAuth account signed in through the admin REST flow
+/// (the fake's token endpoint takes any code), and a key for it.
+async fn oauth_key_for(gw: &Gateway, client: &reqwest::Client, user: i64) -> anyhow::Result<String> {
+    let group = gw.admin(client, "/groups", json!({"name": "oauth", "platform": "anthropic"})).await?["id"].clone();
+    let started = gw.admin(client, "/accounts/generate-auth-url", json!({"platform": "anthropic"})).await?;
+    let url = started["auth_url"].as_str().ok_or_else(|| anyhow!("no auth_url in {started}"))?;
+    let state = url.split(['?', '&']).find_map(|p| p.strip_prefix("state=")).ok_or_else(|| anyhow!("no state"))?;
+    let account = gw
+        .admin(
+            client,
+            "/accounts/exchange-code",
+            json!({"session_id": started["session_id"], "code": format!("bench#{state}"), "name": "oauth",
+                   "group_ids": [group], "concurrency": 0}),
+        )
+        .await?;
+    anyhow::ensure!(account["type"] == "oauth", "not an OAuth account: {account}");
+    let key = gw.admin(client, &format!("/users/{user}/api-keys"), json!({"name": "oauth", "group_id": group})).await?;
+    Ok(key["key"].as_str().ok_or_else(|| anyhow!("no key in {key}"))?.to_owned())
+}
+
 #[derive(Clone)]
 struct Target {
     name: &'static str,
@@ -271,7 +291,12 @@ async fn main() -> anyhow::Result<()> {
     let (_fake, fake) = spawn_fake(&args.fake_bin, &[])?;
     let (_slow, slow) = spawn_fake(&args.fake_bin, &["--event-delay-ms", "100", "--deltas", "20"])?;
     let floor = spawn_floor(client.clone(), fake).await?;
-    let mut env = vec![("DATABASE_URL", format!("sqlite://{}/bench.db", dir.display()))];
+    let mut env = vec![
+        ("DATABASE_URL", format!("sqlite://{}/bench.db", dir.display())),
+        // The Claude subscription account signs in at the fast fake and is served by it.
+        ("SUB2API__OAUTH__CLAUDE__TOKEN_URL", format!("http://{fake}/v1/oauth/token")),
+        ("SUB2API__GATEWAY__ANTHROPIC_BASE_URL", format!("http://{fake}")),
+    ];
     if let Some(url) = &args.redis {
         env.push(("REDIS_URL", url.clone()));
         env.push(("SUB2API__REDIS__KEY_PREFIX", format!("sub2api-bench:{}:", std::process::id())));
@@ -289,6 +314,7 @@ async fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("no user id"))?;
     let fast_key = key_for(&gateway, &client, "fast", fake, user).await?;
     let slow_key = key_for(&gateway, &client, "slow", slow, user).await?;
+    let oauth_key = oauth_key_for(&gateway, &client, user).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = rss_kb(pid);
 
@@ -296,6 +322,11 @@ async fn main() -> anyhow::Result<()> {
         Target { name: "direct", url: format!("http://{fake}/v1/messages"), key: UPSTREAM_KEY.into() },
         Target { name: "floor (bare proxy hop)", url: format!("http://{floor}/v1/messages"), key: UPSTREAM_KEY.into() },
         Target { name: "sub2api", url: format!("{}/v1/messages", gateway.base), key: fast_key },
+        Target {
+            name: "sub2api, Claude OAuth account",
+            url: format!("{}/v1/messages", gateway.base),
+            key: oauth_key,
+        },
     ];
     for target in &targets {
         sequential(&client, target, 300, false).await?;
@@ -318,6 +349,11 @@ async fn main() -> anyhow::Result<()> {
         ms(c1[2].p99.saturating_sub(c1[0].p99)),
         ms(c1[1].p50.saturating_sub(c1[0].p50)),
         ms(c1[1].p99.saturating_sub(c1[0].p99)),
+    );
+    println!(
+        "Added through a Claude OAuth account (identity shaping: system block, fingerprint, user id): p50 {} ms, p99 {} ms.",
+        ms(c1[3].p50.saturating_sub(c1[0].p50)),
+        ms(c1[3].p99.saturating_sub(c1[0].p99)),
     );
     let own = stats(overheads.iter().map(|m| Duration::from_secs_f64(m / 1000.0)).collect());
     println!(
