@@ -119,6 +119,16 @@ subscription_scenario!(codex_accounts_sign_in_and_serve_the_responses_api, |_| {
         .unwrap();
     assert_eq!(res.status(), 503);
     assert_eq!(fake.count_for("fake-at-1"), 3, "nothing more went upstream");
+
+    // Refreshing a ChatGPT token: OpenAI's form grant, and the next request on the new token.
+    let refreshed = admin(app, "POST", &format!("/openai/accounts/{id}/refresh"), Value::Null).await;
+    assert!(refreshed["oauth"]["refreshed_at"].is_string());
+    let grant = fake.token_requests().pop().unwrap();
+    assert_eq!((grant.path.as_str(), grant.field("grant_type")), ("/oauth/token", Some("refresh_token")));
+    assert_eq!((grant.field("refresh_token"), grant.field("scope")), (Some("fake-rt-1"), Some("openid profile email")));
+    assert_eq!(responses(app, &key, true).await.status(), 200);
+    assert_eq!(fake.count_for("fake-at-2"), 1);
+    assert_eq!(fake.last_request().unwrap().headers["chatgpt-account-id"], CHATGPT_ACCOUNT_ID);
 });
 
 subscription_scenario!(codex_windows_and_a_429_on_the_exhausted_window, |_| {}, |app, fake| {
