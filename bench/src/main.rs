@@ -322,11 +322,7 @@ async fn main() -> anyhow::Result<()> {
         Target { name: "direct", url: format!("http://{fake}/v1/messages"), key: UPSTREAM_KEY.into() },
         Target { name: "floor (bare proxy hop)", url: format!("http://{floor}/v1/messages"), key: UPSTREAM_KEY.into() },
         Target { name: "sub2api", url: format!("{}/v1/messages", gateway.base), key: fast_key },
-        Target {
-            name: "sub2api, Claude OAuth account",
-            url: format!("{}/v1/messages", gateway.base),
-            key: oauth_key,
-        },
+        Target { name: "sub2api, Claude OAuth account", url: format!("{}/v1/messages", gateway.base), key: oauth_key },
     ];
     for target in &targets {
         sequential(&client, target, 300, false).await?;
