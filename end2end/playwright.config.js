@@ -67,6 +67,10 @@ module.exports = defineConfig({
       SUB2API__SERVER__SITE_ROOT: path.join(root, 'target/site'),
       SUB2API_ADMIN_EMAIL: 'admin@e2e.test',
       SUB2API_ADMIN_PASSWORD: 'e2e-password-123',
+      // Claude sign-in goes to the fake upstream, which answers the token endpoint for any
+      // code except `bad-code` (the test never opens the authorize page itself).
+      SUB2API__OAUTH__CLAUDE__AUTHORIZE_URL: `${process.env.E2E_FAKE_URL}/oauth/authorize`,
+      SUB2API__OAUTH__CLAUDE__TOKEN_URL: `${process.env.E2E_FAKE_URL}/v1/oauth/token`,
       PATH: process.env.PATH,
     },
   }],

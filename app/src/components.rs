@@ -254,12 +254,13 @@ pub fn ConfirmButton(
     }
 }
 
-/// Copies `text` to the clipboard and says so.
+/// Copies `text` to the clipboard and says so. Never submits the form it sits in.
 #[component]
 pub fn CopyButton(#[prop(into)] text: Signal<String>, #[prop(optional, into)] testid: String) -> impl IntoView {
     let toasts = use_toasts();
     view! {
         <button
+            type="button"
             class="button secondary small"
             data-testid=testid
             on:click=move |_| {

@@ -59,9 +59,10 @@ test('operator flow: group, account, user, key, request, usage, error, recovery'
   // An Anthropic API-key account pointed at the fake upstream, in that group.
   await open(page, 'Accounts');
   await page.getByTestId('new-account').click();
+  await page.getByTestId('kind-anthropic-apikey').click();
+  await expect(page.getByTestId('account-platform')).toHaveValue('anthropic');
+  await expect(page.getByTestId('account-type')).toHaveValue('apikey');
   await page.getByTestId('account-name').fill('e2e-account');
-  await page.getByTestId('account-platform').selectOption('anthropic');
-  await page.getByTestId('account-type').selectOption('apikey');
   await page.getByTestId('account-api-key').fill(UPSTREAM_KEY);
   await page.getByTestId('account-base-url').fill(FAKE_URL);
   await page.getByTestId(`group-option-${groupId}`).check();

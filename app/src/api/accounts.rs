@@ -2,6 +2,7 @@
 //! `service::accounts` function as the admin REST API.
 
 use domain::account::{AccountQuery, BulkImportInput, BulkImportResult, BulkStatusInput, BulkStatusResult};
+use domain::oauth::{OAuthExchangeInput, OAuthStart, OAuthStartInput};
 use domain::{AccountInput, AccountTestResult, AccountView, Page};
 use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json};
@@ -85,4 +86,33 @@ pub async fn set_accounts_status(input: BulkStatusInput) -> Result<BulkStatusRes
     let result = crate::service::accounts::bulk_set_status(&state.store, input).await?;
     tracing::info!(user_id = user.id, %status, updated = result.updated, "account status changed in bulk");
     Ok(result)
+}
+
+/// Starts adding a subscription account by signing in: the provider's authorize URL, and the
+/// session to hand back with the code. Nothing is stored yet.
+#[server(input = Json)]
+pub async fn start_account_sign_in(input: OAuthStartInput) -> Result<OAuthStart, AppError> {
+    let (state, user) = super::ssr::require_admin().await?;
+    let platform = input.platform;
+    let started = crate::service::oauth::start_sign_in(&state.store, &state.secrets, &state.gateway, input).await?;
+    tracing::info!(user_id = user.id, platform = platform.as_str(), "account sign-in started");
+    Ok(started)
+}
+
+/// Finishes a sign-in with the code the provider showed, and stores the new account.
+#[server(input = Json)]
+pub async fn finish_account_sign_in(input: OAuthExchangeInput) -> Result<AccountView, AppError> {
+    let (state, user) = super::ssr::require_admin().await?;
+    let account = crate::service::oauth::exchange_code(&state.store, &state.secrets, &state.gateway, input).await?;
+    tracing::info!(user_id = user.id, account_id = account.id, "account added by sign-in");
+    Ok(account)
+}
+
+/// Refreshes an OAuth account's access token now.
+#[server]
+pub async fn refresh_account_token(id: i64) -> Result<AccountView, AppError> {
+    let (state, user) = super::ssr::require_admin().await?;
+    let account = crate::service::oauth::refresh_now(&state.store, &state.gateway, id).await?;
+    tracing::info!(user_id = user.id, account_id = id, "account token refreshed");
+    Ok(account)
 }

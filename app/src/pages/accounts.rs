@@ -1,17 +1,21 @@
 //! Accounts: the upstream accounts the gateway schedules requests on. A paginated table whose
-//! filters live in the URL, each account's health at a glance, per-row actions (test, clear
-//! error or cooldown, pause, edit, delete), the create / edit form, bulk import of API keys
-//! and bulk enable / disable.
+//! filters live in the URL, each account's health at a glance (state, token expiry,
+//! subscription usage windows), per-row actions (test, refresh token, clear error or
+//! cooldown, pause, edit, delete), the Add account wizard (an API key, or signing in to a
+//! subscription), the edit form, bulk import of API keys and bulk enable / disable.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use domain::account::{
-    ACCOUNT_PAGE_SIZE, AccountQuery, AccountState, BulkImportInput, BulkImportResult, BulkStatusInput, BulkStatusResult,
+    ACCOUNT_PAGE_SIZE, AccountQuery, AccountState, BulkImportInput, BulkImportResult, BulkStatusInput,
+    BulkStatusResult, OAuthInfo, UsageWindow,
 };
+use domain::oauth::{OAuthExchangeInput, OAuthStart, OAuthStartInput};
 use domain::{
     AccountInput, AccountKind, AccountStatus, AccountTestResult, AccountView, CredentialsInput, GroupView, Page,
     Platform,
 };
+use leptos::html;
 use leptos::prelude::*;
 
 use super::PageHeader;
@@ -19,11 +23,13 @@ use super::keys::short_time;
 use crate::AppError;
 use crate::api::accounts::{
     bulk_import_accounts, clear_account_error, clear_account_rate_limit, create_account, delete_account,
-    query_accounts, set_account_schedulable, set_accounts_status, test_account, update_account,
+    finish_account_sign_in, query_accounts, refresh_account_token, set_account_schedulable, set_accounts_status,
+    start_account_sign_in, test_account, update_account,
 };
 use crate::api::groups::list_groups;
 use crate::components::{
-    Badge, ConfirmButton, EmptyRow, ErrorRow, LoadingRow, Modal, parse_opt_i64, query_param, query_writer, use_toasts,
+    Badge, ConfirmButton, CopyButton, EmptyRow, ErrorRow, LoadingRow, Modal, parse_opt_i64, query_param, query_writer,
+    use_toasts,
 };
 
 const COLUMNS: u32 = 9;
@@ -128,8 +134,23 @@ pub fn AccountsPage() -> impl IntoView {
             }
         }
     });
+    // The Add account wizard: the kind chosen (`None`: still choosing), and the last step of
+    // a sign-in. Its success is handled here, since it closes the dialog it lives in; a
+    // refusal is shown in the form, next to what was typed (a toast would cover the form's
+    // buttons).
+    let wizard = RwSignal::new(None::<NewKind>);
+    let finish = Action::new(|input: &OAuthExchangeInput| finish_account_sign_in(input.clone()));
+    Effect::new(move |_| {
+        if let Some(Ok(account)) = finish.value().get() {
+            toasts.ok(format!("Added account {}", account.name));
+            form_open.set(false);
+            refresh.run(());
+        }
+    });
     let open_form = move |account: Option<AccountView>| {
         save.value().set(None);
+        finish.value().set(None);
+        wizard.set(None);
         editing.set(account);
         form_open.set(true);
     };
@@ -339,7 +360,41 @@ pub fn AccountsPage() -> impl IntoView {
             let title = if editing.with(Option::is_some) { "Edit account" } else { "Add account" };
             view! {
                 <Modal title open=form_open testid="account-dialog">
-                    <AccountForm editing=editing.get_untracked() groups=group_list() save open=form_open/>
+                    {move || match (editing.get_untracked(), wizard.get()) {
+                        (Some(account), _) => {
+                            let platform = account.platform;
+                            view! { <AccountForm editing=Some(account) platform groups=group_list() save open=form_open/> }
+                                .into_any()
+                        }
+                        (None, None) => {
+                            view! {
+                                <CloseOnEscape open=form_open/>
+                                <KindPicker on_pick=Callback::new(move |k| {
+                                    save.value().set(None);
+                                    finish.value().set(None);
+                                    wizard.set(Some(k));
+                                })/>
+                            }
+                                .into_any()
+                        }
+                        (None, Some(kind)) => {
+                            let back = Callback::new(move |()| wizard.set(None));
+                            let body = if kind.signs_in() {
+                                view! { <SignInForm kind groups=group_list() finish/> }.into_any()
+                            } else {
+                                view! {
+                                    <AccountForm editing=None platform=kind.platform() groups=group_list() save open=form_open/>
+                                }
+                                    .into_any()
+                            };
+                            view! {
+                                <CloseOnEscape open=form_open/>
+                                <WizardHead kind back/>
+                                {body}
+                            }
+                                .into_any()
+                        }
+                    }}
                 </Modal>
             }
         }}
@@ -489,6 +544,13 @@ fn AccountRow(
     );
     let deleted = name.clone();
     let remove = row_action(move || delete_account(id), move |()| format!("{deleted}: deleted"), refresh);
+    let refresh_token =
+        row_action(move || refresh_account_token(id), |a| format!("{}: token refreshed", a.name), refresh);
+    let refreshable = account.oauth.as_ref().is_some_and(|o| o.refreshable);
+    let now = now_unix();
+    let token = account.oauth.as_ref().map(|o| token_state(o, now));
+    let email = account.oauth.as_ref().and_then(|o| o.email.clone());
+    let windows = account.windows.clone();
 
     let state = account.state;
     let until = match state {
@@ -526,11 +588,35 @@ fn AccountRow(
             <td>
                 <strong>{name.clone()}</strong>
                 <span class="muted small">{format!(" #{id}")}</span>
+                {email.map(|e| view! { <div class="muted small" data-testid=format!("account-email-{id}")>{e}</div> })}
                 {(!account.notes.is_empty()).then(|| view! { <div class="muted small">{account.notes.clone()}</div> })}
             </td>
             <td>
                 <Badge kind="muted" text=account.platform.as_str()/>
-                <div class="muted small">{account.kind.as_str()}</div>
+                <div class="muted small" data-testid=format!("account-type-{id}")>{account.kind.as_str()}</div>
+                {token
+                    .map(|t| {
+                        view! {
+                            <div
+                                class=if t.expired { "small token-state error" } else { "small token-state muted" }
+                                data-testid=format!("account-token-{id}")
+                                title=t.title
+                            >
+                                {t.text}
+                            </div>
+                            {t.error
+                                .map(|e| {
+                                    view! {
+                                        <div
+                                            class="error small account-error"
+                                            data-testid=format!("account-token-error-{id}")
+                                        >
+                                            {format!("refresh failed: {e}")}
+                                        </div>
+                                    }
+                                })}
+                        }
+                    })}
             </td>
             <td class="account-state">
                 <span
@@ -565,6 +651,14 @@ fn AccountRow(
                         view! {
                             <div class="error small account-error" data-testid=format!("account-error-{id}")>
                                 {m}
+                            </div>
+                        }
+                    })}
+                {(!windows.is_empty())
+                    .then(|| {
+                        view! {
+                            <div class="usage-windows" data-testid=format!("account-windows-{id}")>
+                                {windows.into_iter().map(|w| window_badge(&w, now)).collect_view()}
                             </div>
                         }
                     })}
@@ -605,6 +699,22 @@ fn AccountRow(
                     >
                         {if schedulable { "Pause" } else { "Resume" }}
                     </button>
+                    {refreshable
+                        .then(|| {
+                            view! {
+                                <button
+                                    class="button secondary small"
+                                    data-testid=format!("refresh-token-{id}")
+                                    title="Get a new access token from the provider now"
+                                    disabled=move || refresh_token.pending().get()
+                                    on:click=move |_| {
+                                        refresh_token.dispatch(());
+                                    }
+                                >
+                                    {move || if refresh_token.pending().get() { "Refreshing…" } else { "Refresh token" }}
+                                </button>
+                            }
+                        })}
                     {(account.status == AccountStatus::Error)
                         .then(|| {
                             view! {
@@ -811,16 +921,23 @@ const ACCOUNT_FIELDS: &[&str] = &[
     "group_ids",
 ];
 
-/// Create or edit form. Its fields keep what was typed when the server refuses it.
+/// Create (an API-key account of `platform`) or edit form. Its fields keep what was typed
+/// when the server refuses it. A signed-in account's credentials come from its sign-in, so
+/// editing one shows no key or base URL.
 #[component]
 fn AccountForm(
     editing: Option<AccountView>,
+    platform: Platform,
     groups: Vec<GroupView>,
     save: Action<(Option<i64>, AccountInput), Result<AccountView, AppError>>,
     open: RwSignal<bool>,
 ) -> impl IntoView {
     let id = editing.as_ref().map(|a| a.id);
-    let platform = RwSignal::new(editing.as_ref().map_or(Platform::Anthropic, |a| a.platform).as_str().to_owned());
+    let kind = editing.as_ref().map_or(AccountKind::ApiKey, |a| a.kind);
+    let has_key = kind == AccountKind::ApiKey;
+    let platform_value = platform;
+    let platform_name = platform.as_str();
+    let platform = Signal::stored(platform_name.to_owned());
     let name = RwSignal::new(editing.as_ref().map(|a| a.name.clone()).unwrap_or_default());
     let notes = RwSignal::new(editing.as_ref().map(|a| a.notes.clone()).unwrap_or_default());
     let api_key = RwSignal::new(String::new());
@@ -838,6 +955,7 @@ fn AccountForm(
     let errors: FieldErrors = RwSignal::new(BTreeMap::new());
     let general = RwSignal::new(None::<String>);
     let groups = StoredValue::new(groups);
+    let name_input = focus_on_mount::<html::Input>();
 
     Effect::new(move |_| {
         if let Some(Err(e)) = save.value().get() {
@@ -853,8 +971,6 @@ fn AccountForm(
                 found.insert(field.to_owned(), message);
             }
         };
-        let platform_value = platform.get_untracked().parse::<Platform>().ok();
-        check("platform", platform_value.map(|_| ()).ok_or_else(|| "pick a platform".to_owned()));
         check("name", if name.read_untracked().trim().is_empty() { Err("is required".into()) } else { Ok(()) });
         let key = api_key.get_untracked().trim().to_owned();
         check(
@@ -883,8 +999,8 @@ fn AccountForm(
         if !errors.with_untracked(BTreeMap::is_empty) {
             return;
         }
-        let (Some(platform_value), Ok(model_mapping), Ok(concurrency), Ok(priority), Ok(proxy_id)) =
-            (platform_value, model_mapping, concurrency_value, priority_value, proxy_value)
+        let (Ok(model_mapping), Ok(concurrency), Ok(priority), Ok(proxy_id)) =
+            (model_mapping, concurrency_value, priority_value, proxy_value)
         else {
             return;
         };
@@ -894,7 +1010,8 @@ fn AccountForm(
             // Platform and type never change on an existing account.
             platform: id.is_none().then_some(platform_value),
             kind: id.is_none().then_some(AccountKind::ApiKey),
-            credentials: Some(CredentialsInput { api_key: (!key.is_empty()).then_some(key), base_url: Some(url) }),
+            credentials: has_key
+                .then(|| CredentialsInput { api_key: (!key.is_empty()).then_some(key), base_url: Some(url) }),
             model_mapping: Some(model_mapping),
             concurrency,
             priority,
@@ -907,75 +1024,56 @@ fn AccountForm(
 
     view! {
         <form class="form" data-testid="account-form" on:submit=submit novalidate>
+            // Platform and type are chosen in the wizard and never change afterwards.
             <label>
                 "Platform"
-                <select
-                    data-testid="account-platform"
-                    disabled=id.is_some()
-                    prop:value=move || platform.get()
-                    on:change=move |ev| {
-                        let value = event_target_value(&ev);
-                        groups.with_value(|g| keep_platform_groups(g, &value, chosen));
-                        platform.set(value);
-                    }
-                >
-                    {Platform::ALL
-                        .iter()
-                        .map(|p| {
-                            let value = p.as_str();
-                            view! {
-                                <option value=value selected=move || platform.get() == value>
-                                    {value}
-                                </option>
-                            }
-                        })
-                        .collect_view()}
+                <select data-testid="account-platform" disabled=true>
+                    <option value=platform_name selected=true>
+                        {platform_name}
+                    </option>
                 </select>
                 <FieldMessage errors field="platform"/>
             </label>
             <label>
                 "Type"
-                <select data-testid="account-type" disabled=id.is_some()>
-                    {AccountKind::ALL
-                        .iter()
-                        .map(|k| {
-                            let usable = *k == AccountKind::ApiKey;
-                            view! {
-                                <option value=k.as_str() selected=usable disabled=!usable>
-                                    {if usable { k.as_str().to_owned() } else { format!("{} (sign-in flow)", k.as_str()) }}
-                                </option>
-                            }
-                        })
-                        .collect_view()}
+                <select data-testid="account-type" disabled=true>
+                    <option value=kind.as_str() selected=true>
+                        {kind.as_str()}
+                    </option>
                 </select>
                 <FieldMessage errors field="type"/>
             </label>
             <label>
                 "Name"
-                <input type="text" maxlength="200" data-testid="account-name" bind:value=name/>
+                <input type="text" maxlength="200" data-testid="account-name" node_ref=name_input bind:value=name/>
                 <FieldMessage errors field="name"/>
             </label>
-            <label>
-                "API key"
-                <input
-                    type="password"
-                    autocomplete="off"
-                    data-testid="account-api-key"
-                    placeholder=if id.is_some() { "leave blank to keep the stored key" } else { "sk-…" }
-                    bind:value=api_key
-                />
-                <FieldMessage errors field="credentials.api_key"/>
-            </label>
-            <label class="wide">
-                "Base URL"
-                <input
-                    type="url"
-                    data-testid="account-base-url"
-                    placeholder="empty: the platform's official API"
-                    bind:value=base_url
-                />
-                <FieldMessage errors field="credentials.base_url"/>
-            </label>
+            {has_key
+                .then(|| {
+                    view! {
+                        <label>
+                            "API key"
+                            <input
+                                type="password"
+                                autocomplete="off"
+                                data-testid="account-api-key"
+                                placeholder=if id.is_some() { "leave blank to keep the stored key" } else { "sk-…" }
+                                bind:value=api_key
+                            />
+                            <FieldMessage errors field="credentials.api_key"/>
+                        </label>
+                        <label class="wide">
+                            "Base URL"
+                            <input
+                                type="url"
+                                data-testid="account-base-url"
+                                placeholder="empty: the platform's official API"
+                                bind:value=base_url
+                            />
+                            <FieldMessage errors field="credentials.base_url"/>
+                        </label>
+                    }
+                })}
             <label>
                 "Concurrency"
                 <input type="number" data-testid="account-concurrency" title="0 or less: unlimited" bind:value=concurrency/>
@@ -1032,6 +1130,614 @@ fn AccountForm(
                 </button>
             </div>
         </form>
+    }
+}
+
+/// What the Add account wizard can add: an API key of a platform, or a subscription signed in
+/// through the provider's page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NewKind {
+    AnthropicKey,
+    ClaudeOAuth,
+    ClaudeSetupToken,
+    OpenaiKey,
+    CodexOAuth,
+    GeminiKey,
+}
+
+impl NewKind {
+    const ALL: [NewKind; 6] = [
+        NewKind::AnthropicKey,
+        NewKind::ClaudeOAuth,
+        NewKind::ClaudeSetupToken,
+        NewKind::OpenaiKey,
+        NewKind::CodexOAuth,
+        NewKind::GeminiKey,
+    ];
+
+    fn platform(self) -> Platform {
+        match self {
+            NewKind::AnthropicKey | NewKind::ClaudeOAuth | NewKind::ClaudeSetupToken => Platform::Anthropic,
+            NewKind::OpenaiKey | NewKind::CodexOAuth => Platform::Openai,
+            NewKind::GeminiKey => Platform::Gemini,
+        }
+    }
+
+    fn kind(self) -> AccountKind {
+        match self {
+            NewKind::ClaudeOAuth | NewKind::CodexOAuth => AccountKind::OAuth,
+            NewKind::ClaudeSetupToken => AccountKind::SetupToken,
+            NewKind::AnthropicKey | NewKind::OpenaiKey | NewKind::GeminiKey => AccountKind::ApiKey,
+        }
+    }
+
+    fn signs_in(self) -> bool {
+        self.kind() != AccountKind::ApiKey
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            NewKind::AnthropicKey => "Anthropic API key",
+            NewKind::ClaudeOAuth => "Claude OAuth (Pro/Max)",
+            NewKind::ClaudeSetupToken => "Claude setup token",
+            NewKind::OpenaiKey => "OpenAI API key",
+            NewKind::CodexOAuth => "ChatGPT/Codex OAuth",
+            NewKind::GeminiKey => "Gemini API key (AI Studio)",
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            NewKind::AnthropicKey => "An sk-ant-… key from the Anthropic Console, billed per token.",
+            NewKind::ClaudeOAuth => {
+                "Sign in with a Claude Pro or Max subscription; the token is refreshed automatically."
+            }
+            NewKind::ClaudeSetupToken => {
+                "Sign in for a long-lived token that can only send messages (as claude setup-token does); it is not refreshed."
+            }
+            NewKind::OpenaiKey => "An sk-… key from the OpenAI platform, billed per token.",
+            NewKind::CodexOAuth => "Sign in with a ChatGPT subscription, for Codex and the Responses API.",
+            NewKind::GeminiKey => "A key from Google AI Studio.",
+        }
+    }
+
+    /// What to paste once signed in, in the provider's own terms.
+    fn paste_hint(self) -> &'static str {
+        match self {
+            NewKind::CodexOAuth => {
+                "After you approve, the browser goes to http://localhost:1455/auth/callback?code=…, which does not \
+                 load: copy that whole address from the address bar."
+            }
+            _ => "After you approve, the page shows a code (code#state): copy all of it.",
+        }
+    }
+
+    fn testid(self) -> &'static str {
+        match self {
+            NewKind::AnthropicKey => "anthropic-apikey",
+            NewKind::ClaudeOAuth => "claude-oauth",
+            NewKind::ClaudeSetupToken => "claude-setup-token",
+            NewKind::OpenaiKey => "openai-apikey",
+            NewKind::CodexOAuth => "codex-oauth",
+            NewKind::GeminiKey => "gemini-apikey",
+        }
+    }
+}
+
+fn provider_name(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Anthropic => "Anthropic (Claude)",
+        Platform::Openai => "OpenAI (ChatGPT, Codex)",
+        Platform::Gemini => "Google (Gemini)",
+    }
+}
+
+/// A node reference whose element takes the keyboard focus once it is in the page, so a
+/// dialog's keys (Tab, Escape) start inside it.
+fn focus_on_mount<E>() -> NodeRef<E>
+where
+    E: html::ElementType + 'static,
+    E::Output: leptos::wasm_bindgen::JsCast + Clone + 'static,
+{
+    use leptos::wasm_bindgen::JsCast;
+    let node = NodeRef::<E>::new();
+    node.on_load(|el| {
+        let _ = el.unchecked_ref::<leptos::web_sys::HtmlElement>().focus();
+    });
+    node
+}
+
+/// Closes a dialog on Escape wherever the focus is, while this is mounted (the dialog's own
+/// handler only hears keys pressed inside it, and a step change can drop the focus).
+#[component]
+fn CloseOnEscape(open: RwSignal<bool>) -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+            if ev.key() == "Escape" {
+                open.set(false);
+            }
+        });
+        on_cleanup(move || handle.remove());
+    }
+    let _ = open;
+}
+
+/// The wizard's first step: which kind of account, grouped by provider.
+#[component]
+fn KindPicker(on_pick: Callback<NewKind>) -> impl IntoView {
+    let first = focus_on_mount::<html::Button>();
+    view! {
+        <div class="kind-picker" data-testid="kind-picker">
+            <p class="muted">"What kind of account are you adding?"</p>
+            {[Platform::Anthropic, Platform::Openai, Platform::Gemini]
+                .into_iter()
+                .map(|platform| {
+                    view! {
+                        <fieldset class="kind-group">
+                            <legend>{provider_name(platform)}</legend>
+                            {NewKind::ALL
+                                .into_iter()
+                                .filter(|k| k.platform() == platform)
+                                .map(|k| {
+                                    let node = if k == NewKind::ALL[0] { first } else { NodeRef::new() };
+                                    view! {
+                                        <button
+                                            type="button"
+                                            class="kind-option"
+                                            data-testid=format!("kind-{}", k.testid())
+                                            node_ref=node
+                                            on:click=move |_| on_pick.run(k)
+                                        >
+                                            <strong>{k.title()}</strong>
+                                            <span class="muted small">{k.hint()}</span>
+                                        </button>
+                                    }
+                                })
+                                .collect_view()}
+                        </fieldset>
+                    }
+                })
+                .collect_view()}
+        </div>
+    }
+}
+
+/// The chosen kind above the wizard's form, with the way back to the choice.
+#[component]
+fn WizardHead(kind: NewKind, back: Callback<()>) -> impl IntoView {
+    view! {
+        <div class="wizard-head">
+            <div>
+                <strong data-testid="wizard-kind">{kind.title()}</strong>
+                <div class="muted small">{kind.hint()}</div>
+            </div>
+            <button type="button" class="button secondary small" data-testid="wizard-back" on:click=move |_| back.run(())>
+                "Other type"
+            </button>
+        </div>
+    }
+}
+
+const SIGN_IN_FIELDS: &[&str] = &["name", "notes", "group_ids", "concurrency", "priority", "proxy_id", "code"];
+
+/// Adding a subscription account by signing in: (1) its settings and "Start sign-in", which
+/// yields the provider's authorize URL; (2) the code the provider shows, pasted back, which
+/// `finish` exchanges for the account. The fields keep what was typed when the server refuses.
+#[component]
+fn SignInForm(
+    kind: NewKind,
+    groups: Vec<GroupView>,
+    finish: Action<OAuthExchangeInput, Result<AccountView, AppError>>,
+) -> impl IntoView {
+    let platform = kind.platform();
+    let name = RwSignal::new(String::new());
+    let notes = RwSignal::new(String::new());
+    let concurrency = RwSignal::new(domain::account::DEFAULT_CONCURRENCY.to_string());
+    let priority = RwSignal::new(domain::account::DEFAULT_PRIORITY.to_string());
+    let proxy = RwSignal::new(String::new());
+    let chosen = RwSignal::new(BTreeSet::<i64>::new());
+    let code = RwSignal::new(String::new());
+    let errors: FieldErrors = RwSignal::new(BTreeMap::new());
+    let general = RwSignal::new(None::<String>);
+    let started = RwSignal::new(None::<OAuthStart>);
+    let name_input = focus_on_mount::<html::Input>();
+    let code_input = focus_on_mount::<html::Input>();
+
+    let start = Action::new(|input: &OAuthStartInput| start_account_sign_in(input.clone()));
+    Effect::new(move |_| match start.value().get() {
+        Some(Ok(s)) => {
+            code.set(String::new());
+            started.set(Some(s));
+        }
+        Some(Err(e)) => show_server_error(&e, SIGN_IN_FIELDS, errors, general),
+        None => {}
+    });
+    Effect::new(move |_| {
+        if let Some(Err(e)) = finish.value().get() {
+            show_server_error(&e, SIGN_IN_FIELDS, errors, general);
+        }
+    });
+
+    // Checks the settings (and, once started, the code); `None` when something is wrong,
+    // which the fields then say.
+    let checked = move |with_code: bool| {
+        let mut found = BTreeMap::new();
+        if name.read_untracked().trim().is_empty() {
+            found.insert("name".to_owned(), "is required".to_owned());
+        }
+        let concurrency_value = parse_number::<i32>(&concurrency.get_untracked());
+        let priority_value = parse_number::<i32>(&priority.get_untracked());
+        let proxy_value = parse_number::<i64>(&proxy.get_untracked());
+        for (field, res) in [
+            ("concurrency", concurrency_value.as_ref().map(|_| ())),
+            ("priority", priority_value.as_ref().map(|_| ())),
+            ("proxy_id", proxy_value.as_ref().map(|_| ())),
+        ] {
+            if let Err(message) = res {
+                found.insert(field.to_owned(), message.clone());
+            }
+        }
+        if with_code && code.read_untracked().trim().is_empty() {
+            found.insert("code".to_owned(), "paste the code the sign-in page showed".to_owned());
+        }
+        general.set(None);
+        let ok = found.is_empty();
+        errors.set(found);
+        match (ok, concurrency_value, priority_value, proxy_value) {
+            (true, Ok(c), Ok(p), Ok(x)) => Some((c, p, x)),
+            _ => None,
+        }
+    };
+    let begin = move || {
+        if let Some((_, _, proxy_id)) = checked(false) {
+            start.dispatch(OAuthStartInput { platform, kind: Some(kind.kind()), proxy_id });
+        }
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(session_id) = started.with_untracked(|s| s.as_ref().map(|s| s.session_id.clone())) else {
+            begin();
+            return;
+        };
+        if let Some((concurrency, priority, _)) = checked(true) {
+            let notes = notes.get_untracked();
+            finish.dispatch(OAuthExchangeInput {
+                session_id,
+                code: code.get_untracked().trim().to_owned(),
+                name: name.get_untracked(),
+                notes: (!notes.trim().is_empty()).then_some(notes),
+                group_ids: chosen.get_untracked().into_iter().collect(),
+                concurrency,
+                priority,
+                project_id: None,
+            });
+        }
+    };
+    let is_started = move || started.with(Option::is_some);
+
+    view! {
+        <form class="form" data-testid="sign-in-form" on:submit=submit novalidate>
+            <h3 class="step wide">"1. Settings"</h3>
+            <label>
+                "Name"
+                <input type="text" maxlength="200" data-testid="sign-in-name" node_ref=name_input bind:value=name/>
+                <FieldMessage errors field="name"/>
+            </label>
+            <label>
+                "Concurrency"
+                <input type="number" data-testid="sign-in-concurrency" title="0 or less: unlimited" bind:value=concurrency/>
+                <FieldMessage errors field="concurrency"/>
+            </label>
+            <label>
+                "Priority"
+                <input
+                    type="number"
+                    min="0"
+                    max="10000"
+                    data-testid="sign-in-priority"
+                    title="Lower is preferred"
+                    bind:value=priority
+                />
+                <FieldMessage errors field="priority"/>
+            </label>
+            <label>
+                "Proxy id"
+                <input
+                    type="number"
+                    min="1"
+                    data-testid="sign-in-proxy"
+                    placeholder="none"
+                    title=move || {
+                        if is_started() {
+                            "The sign-in goes through this proxy; start again to change it"
+                        } else {
+                            "The sign-in and the account's requests go through this proxy"
+                        }
+                    }
+                    disabled=is_started
+                    bind:value=proxy
+                />
+                <FieldMessage errors field="proxy_id"/>
+            </label>
+            <fieldset class="wide account-groups" data-testid="sign-in-groups">
+                <legend>"Groups"</legend>
+                <GroupPicker groups platform=Signal::stored(platform.as_str().to_owned()) chosen/>
+                <FieldMessage errors field="group_ids"/>
+            </fieldset>
+            <label class="wide">
+                "Notes"
+                <textarea class="short" data-testid="sign-in-notes" bind:value=notes></textarea>
+                <FieldMessage errors field="notes"/>
+            </label>
+            {move || {
+                started
+                    .get()
+                    .map(|s| {
+                        let url = s.auth_url.clone();
+                        let expires = parse_rfc3339(&s.expires_at);
+                        let until = expires.map_or_else(|| s.expires_at.clone(), |t| format!("{} UTC", utc_text(t)));
+                        let left = expires
+                            .map(|t| t - now_unix())
+                            .filter(|left| *left > 0)
+                            .map(|left| format!(" (in {})", span_text(left)))
+                            .unwrap_or_default();
+                        view! {
+                            <h3 class="step wide">"2. Sign in"</h3>
+                            <div class="wide sign-in-step" data-testid="sign-in-step">
+                                <p>
+                                    "Open the sign-in page, sign in with the subscription's account and approve. "
+                                    {kind.paste_hint()}
+                                </p>
+                                <div class="sign-in-link">
+                                    <a
+                                        class="button"
+                                        href=url.clone()
+                                        target="_blank"
+                                        rel="noopener noreferrer"
+                                        data-testid="sign-in-url"
+                                    >
+                                        "Open the sign-in page ↗"
+                                    </a>
+                                    <CopyButton text=url.clone() testid="copy-sign-in-url"/>
+                                </div>
+                                <code class="auth-url" data-testid="sign-in-url-text">{url}</code>
+                                <p class="muted small" data-testid="sign-in-expires">
+                                    {format!("This sign-in expires at {until}{left}; after that, start again.")}
+                                </p>
+                            </div>
+                            <label class="wide">
+                                "Paste the code (or the whole callback address)"
+                                <input
+                                    type="text"
+                                    autocomplete="off"
+                                    spellcheck="false"
+                                    data-testid="sign-in-code"
+                                    node_ref=code_input
+                                    bind:value=code
+                                />
+                                <FieldMessage errors field="code"/>
+                            </label>
+                        }
+                    })
+            }}
+            {move || general.get().map(|m| view! { <p class="error wide" role="alert" data-testid="form-error">{m}</p> })}
+            <div class="actions wide">
+                {move || {
+                    if is_started() {
+                        view! {
+                            <button
+                                type="button"
+                                class="button secondary"
+                                data-testid="sign-in-restart"
+                                title="Start a new sign-in, for instance after this one expired"
+                                disabled=move || start.pending().get()
+                                on:click=move |_| begin()
+                            >
+                                {move || if start.pending().get() { "Starting…" } else { "Start again" }}
+                            </button>
+                            <button
+                                type="submit"
+                                class="button"
+                                data-testid="sign-in-finish"
+                                disabled=move || finish.pending().get()
+                            >
+                                {move || if finish.pending().get() { "Adding…" } else { "Add account" }}
+                            </button>
+                        }
+                            .into_any()
+                    } else {
+                        view! {
+                            <button
+                                type="submit"
+                                class="button"
+                                data-testid="sign-in-start"
+                                disabled=move || start.pending().get()
+                            >
+                                {move || if start.pending().get() { "Starting…" } else { "Start sign-in" }}
+                            </button>
+                        }
+                            .into_any()
+                    }
+                }}
+            </div>
+        </form>
+    }
+}
+
+/// How an OAuth account's access token stands, for its row.
+struct TokenState {
+    text: String,
+    /// The absolute times, for the tooltip.
+    title: String,
+    expired: bool,
+    error: Option<String>,
+}
+
+fn token_state(info: &OAuthInfo, now: i64) -> TokenState {
+    let expires = info.expires_at.as_deref().map(|raw| (raw, parse_rfc3339(raw)));
+    let (text, expired) = match expires {
+        None => ("token does not expire".to_owned(), false),
+        Some((raw, None)) => (format!("token expires {raw}"), false),
+        Some((_, Some(at))) if at <= now => (format!("token expired {} ago", span_text(now - at)), true),
+        Some((_, Some(at))) => (format!("token expires in {}", span_text(at - now)), false),
+    };
+    let mut title = match expires {
+        Some((_, Some(at))) => format!("Access token expires {} UTC", utc_text(at)),
+        Some((raw, None)) => format!("Access token expires {raw}"),
+        None => "The provider gave no expiry".to_owned(),
+    };
+    if let Some(at) = info.refreshed_at.as_deref() {
+        let at = parse_rfc3339(at).map_or_else(|| at.to_owned(), |t| format!("{} UTC", utc_text(t)));
+        title.push_str(&format!("; last refreshed {at}"));
+    }
+    title.push_str(if info.refreshable {
+        "; refreshed automatically before it expires"
+    } else {
+        "; cannot be refreshed: sign in again when it expires"
+    });
+    TokenState { text, title, expired, error: info.refresh_error.clone().filter(|e| !e.is_empty()) }
+}
+
+/// One usage window as a small badge: `5h 42% · resets 14:00`, exhausted ones in the error
+/// colour, with the details in its tooltip.
+fn window_badge(w: &UsageWindow, now: i64) -> impl IntoView + use<> {
+    let used = w.used_percent.map(|p| format!("{p:.0}%"));
+    let status = w.status.as_deref().map(|s| s.replace('_', " "));
+    let resets = w.resets_at.as_deref().and_then(parse_rfc3339);
+    let mut text = w.name.clone();
+    if let Some(shown) = used.clone().or_else(|| status.clone()) {
+        text.push(' ');
+        text.push_str(&shown);
+    }
+    if let Some(at) = resets {
+        text.push_str(&format!(" · resets {}", reset_text(at, now)));
+    }
+    let mut title = format!("{} window", w.name);
+    if let Some(minutes) = w.window_minutes {
+        title.push_str(&format!(" ({})", span_text(minutes * 60)));
+    }
+    if let Some(used) = &used {
+        title.push_str(&format!(": {used} used"));
+    }
+    if let Some(status) = &status {
+        title.push_str(&format!("; status {status}"));
+    }
+    if let Some(at) = resets {
+        title.push_str(&format!("; resets {} UTC", utc_text(at)));
+    }
+    if let Some(at) = parse_rfc3339(&w.updated_at) {
+        title.push_str(&format!("; reported {} UTC", utc_text(at)));
+    }
+    let warning = w.status.as_deref() == Some("allowed_warning") || w.used_percent.is_some_and(|p| p >= 80.0);
+    let class = if w.exhausted() {
+        "badge window exhausted"
+    } else if warning {
+        "badge window badge-warn"
+    } else {
+        "badge window badge-muted"
+    };
+    view! {
+        <span class=class data-testid=format!("window-{}", w.name) data-exhausted=w.exhausted().to_string() title=title>
+            {text}
+        </span>
+    }
+}
+
+/// Seconds since the Unix epoch. The browser's clock after hydration, the server's before:
+/// relative times may differ by the page's age, which is at most a render.
+fn now_unix() -> i64 {
+    #[cfg(all(target_arch = "wasm32", feature = "hydrate"))]
+    {
+        (leptos::web_sys::js_sys::Date::now() / 1000.0) as i64
+    }
+    #[cfg(not(all(target_arch = "wasm32", feature = "hydrate")))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+}
+
+/// `2026-05-20T14:00:00Z` (or with a fraction, or an offset) → seconds since the Unix epoch.
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let bytes = t.as_bytes();
+    let num = |from: usize, to: usize| t.get(from..to).filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?.parse().ok();
+    let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
+    if separators.iter().any(|(i, c)| bytes.get(*i) != Some(c)) || !matches!(bytes.get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
+    let (year, month, day): (i64, i64, i64) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, minute, second): (i64, i64, i64) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = t.get(19..)?;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        rest = fraction.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
+                _ => return None,
+            };
+            let (h, m): (i64, i64) = match rest.len() {
+                6 if rest.as_bytes()[3] == b':' => (rest[1..3].parse().ok()?, rest[4..6].parse().ok()?),
+                _ => return None,
+            };
+            sign * (h * 3600 + m * 60)
+        }
+    };
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// (year, month, day) of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// `2026-05-20 14:00` (UTC), like the rest of the page.
+fn utc_text(at: i64) -> String {
+    let (year, month, day) = civil_from_days(at.div_euclid(86_400));
+    let secs = at.rem_euclid(86_400);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
+}
+
+/// When a window resets: the time alone within a day, else with the date (`05-23 14:00`).
+fn reset_text(at: i64, now: i64) -> String {
+    let full = utc_text(at);
+    if (at - now).abs() < 86_400 { full[11..].to_owned() } else { full[5..].to_owned() }
+}
+
+/// A duration in its largest sensible unit: `42 min`, `7 h`, `3 d`.
+fn span_text(secs: i64) -> String {
+    match secs {
+        s if s < 60 => "under a minute".to_owned(),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 48 * 3600 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
     }
 }
 
@@ -1222,6 +1928,58 @@ mod tests {
         assert_eq!(parse_mapping(&mapping_text(&mapping)), Ok(mapping));
         assert_eq!(parse_mapping("a=b\nno-equals").err().as_deref(), Some("line 2: write it as requested=upstream"));
         assert_eq!(parse_mapping("=b").err().as_deref(), Some("line 1: both model names are needed"));
+    }
+
+    #[test]
+    fn times_parse_and_print_in_utc() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2026-05-20T14:00:00Z"), Some(1_779_285_600));
+        assert_eq!(parse_rfc3339("2026-05-20T16:30:00.123+02:30"), Some(1_779_285_600));
+        assert_eq!(parse_rfc3339("2024-02-29T23:59:59-01:00"), parse_rfc3339("2024-03-01T00:59:59Z"));
+        for bad in ["", "2026-05-20", "2026-05-20T14:00:00", "2026-13-01T00:00:00Z", "2026-05-20T14:00:00+0200"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
+        }
+        assert_eq!(utc_text(1_779_285_600), "2026-05-20 14:00");
+        assert_eq!(utc_text(parse_rfc3339("2000-03-01T00:00:00Z").unwrap_or_default()), "2000-03-01 00:00");
+        let now = 1_779_285_600;
+        assert_eq!(reset_text(now + 3600, now), "15:00");
+        assert_eq!(reset_text(now + 3 * 86_400, now), "05-23 14:00");
+        assert_eq!(span_text(30), "under a minute");
+        assert_eq!(span_text(42 * 60 + 5), "42 min");
+        assert_eq!(span_text(8 * 3600 - 1), "7 h");
+        assert_eq!(span_text(365 * 86_400), "365 d");
+    }
+
+    #[test]
+    fn token_state_says_how_long_and_why_it_failed() {
+        let now = 1_779_285_600;
+        let info = OAuthInfo {
+            expires_at: Some("2026-05-20T21:00:00Z".into()),
+            refreshable: true,
+            refreshed_at: Some("2026-05-20T13:00:00Z".into()),
+            ..OAuthInfo::default()
+        };
+        let t = token_state(&info, now);
+        assert_eq!((t.text.as_str(), t.expired, t.error), ("token expires in 7 h", false, None));
+        assert!(t.title.contains("2026-05-20 21:00 UTC") && t.title.contains("last refreshed 2026-05-20 13:00 UTC"));
+        let failed = OAuthInfo { refresh_error: Some("invalid_grant".into()), ..info.clone() };
+        let t = token_state(&failed, now + 8 * 3600);
+        assert_eq!(
+            (t.text.as_str(), t.expired, t.error.as_deref()),
+            ("token expired 1 h ago", true, Some("invalid_grant"))
+        );
+        let forever = OAuthInfo { expires_at: None, ..OAuthInfo::default() };
+        let t = token_state(&forever, now);
+        assert_eq!(t.text, "token does not expire");
+        assert!(t.title.contains("cannot be refreshed"));
+    }
+
+    #[test]
+    fn every_kind_of_the_wizard_is_one_the_server_takes() {
+        for kind in NewKind::ALL {
+            let start = OAuthStartInput { platform: kind.platform(), kind: Some(kind.kind()), proxy_id: None };
+            assert_eq!(kind.signs_in(), start.resolve().is_ok(), "{kind:?}");
+        }
     }
 
     #[test]
