@@ -107,6 +107,19 @@ subscription_scenario!(google_accounts_sign_in_and_serve_gemini_through_code_ass
     assert!(!tested["text"].as_str().unwrap().is_empty(), "{tested}");
     assert_eq!(fake.last_request().unwrap().path, "/v1internal:streamGenerateContent");
 
+    // A refresh is Google's form grant with the client secret, and keeps the project.
+    let refreshed = admin(app, "POST", &format!("/accounts/{id}/refresh"), Value::Null).await;
+    assert_eq!(refreshed["oauth"]["project_id"], CODE_ASSIST_PROJECT);
+    let grant = fake.token_requests().pop().unwrap();
+    assert_eq!(
+        (grant.field("grant_type"), grant.field("client_secret")),
+        (Some("refresh_token"), Some("fake-client-secret"))
+    );
+    assert_eq!(post(app, &key, "generateContent", "").await.status(), 200);
+    let sent = fake.last_request().unwrap();
+    assert_eq!(sent.headers["authorization"], "Bearer fake-at-2");
+    assert_eq!(sent.json.unwrap()["project"], CODE_ASSIST_PROJECT);
+
     // A named project is used as given.
     let group = admin(app, "POST", "/groups", json!({"name": "g2", "platform": "gemini"})).await["id"].clone();
     let started = admin(app, "POST", "/accounts/generate-auth-url", json!({"platform": "gemini"})).await;
