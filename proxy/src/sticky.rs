@@ -87,7 +87,8 @@ pub fn binding_key(group_id: i64, session: &str) -> String {
     format!("sticky:{group_id}:{session}")
 }
 
-fn metadata_session(body: &Value) -> Option<SessionKey> {
+/// The session in `metadata.user_id` when it is in one of the forms Claude Code writes.
+pub fn metadata_session(body: &Value) -> Option<SessionKey> {
     #[derive(Deserialize)]
     struct UserIdJson {
         session_id: Option<String>,

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::snapshot::AccountEntry;
+use crate::sticky;
 
 pub(super) const OAUTH_BETA: &str = "oauth-2025-04-20";
 pub(super) const CLAUDE_CODE_BETA: &str = "claude-code-20250219";
@@ -41,21 +42,7 @@ const FINGERPRINT: &[(&str, &str)] = &[
 /// one of the forms it writes.
 pub(super) fn is_claude_code(headers: &HeaderMap, body: &Value) -> bool {
     let agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    agent.starts_with("claude-cli/")
-        && body.pointer("/metadata/user_id").and_then(Value::as_str).is_some_and(|id| parse_user_id(id).is_some())
-}
-
-/// The session id inside a Claude Code `metadata.user_id` (JSON or legacy form).
-fn parse_user_id(user_id: &str) -> Option<String> {
-    let user_id = user_id.trim();
-    if user_id.starts_with('{') {
-        let v: Value = serde_json::from_str(user_id).ok()?;
-        return v.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
-    }
-    let rest = user_id.strip_prefix("user_")?;
-    let (_, tail) = rest.split_once("_account_")?;
-    let (_, session) = tail.rsplit_once("_session_")?;
-    (!session.is_empty()).then(|| session.to_owned())
+    agent.starts_with("claude-cli/") && sticky::metadata_session(body).is_some()
 }
 
 /// `anthropic-beta` for the upstream: every beta the client sent, with the OAuth beta added
@@ -123,18 +110,14 @@ fn derived_uuid(seed: &str) -> String {
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-/// What identifies the conversation: the client's session id when it sent one, else its
-/// user id with the system prompt and first message (the same for every turn).
+/// What identifies the conversation: the client's session (its user id, Claude Code's
+/// header, or its cache-marked content), else its user id with the system prompt and first
+/// message (the same for every turn).
 fn conversation_seed(body: &Value, headers: &HeaderMap) -> String {
+    if let Some(session) = sticky::anthropic_session(body, headers) {
+        return session.key;
+    }
     let client_user = body.pointer("/metadata/user_id").and_then(Value::as_str).unwrap_or_default();
-    if let Some(session) = parse_user_id(client_user) {
-        return session;
-    }
-    if let Some(session) =
-        headers.get(crate::sticky::CLAUDE_CODE_SESSION_HEADER).and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty())
-    {
-        return session.to_owned();
-    }
     let first = body.pointer("/messages/0/content").map(Value::to_string).unwrap_or_default();
     let system = body.get("system").map(Value::to_string).unwrap_or_default();
     hex::encode(Sha256::digest(format!("{client_user}\0{system}\0{first}")))
@@ -146,8 +129,8 @@ fn user_id(account: &AccountEntry, body: &Value, headers: &HeaderMap) -> String 
     let device = device_id(account);
     let uuid = account.oauth.as_ref().and_then(|o| o.account_uuid.clone()).unwrap_or_default();
     let session = derived_uuid(&format!("{}::{}", account.id, conversation_seed(body, headers)));
-    let client = body.pointer("/metadata/user_id").and_then(Value::as_str).unwrap_or_default();
-    if client.starts_with("user_") && parse_user_id(client).is_some() {
+    let legacy = sticky::metadata_session(body).is_some_and(|s| s.source == sticky::SessionSource::MetadataUserId);
+    if legacy {
         return format!("user_{device}_account_{uuid}_session_{session}");
     }
     json!({"device_id": device, "account_uuid": uuid, "session_id": session}).to_string()
